@@ -1,0 +1,3 @@
+"""Amazon Cognito TOTP MFA enrollment for Django."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""Overridable policy. Subclass :class:`DefaultAdapter` and point ``COGNITO_MFA_ADAPTER`` at it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from .conf import app_settings
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from .tokens import AccessToken
+
+
+class DefaultAdapter:
+    """Map Cognito users to Django users and decide how the authenticator entry looks."""
+
+    def get_user_for_token(self, token: AccessToken) -> AbstractBaseUser:
+        """Return the Django user for a validated access token (default: get or create by the
+        token's ``username`` in the user model's ``USERNAME_FIELD``)."""
+        user_model = get_user_model()
+        lookup: dict[str, Any] = {user_model.USERNAME_FIELD: token.username}
+        user, _ = user_model._default_manager.get_or_create(**lookup)
+        return user
+
+    def user_matches_token(self, user: AbstractBaseUser, token: AccessToken) -> bool:
+        """Tell whether ``token`` belongs to the already-authenticated ``user``."""
+        return bool(user.get_username() == token.username)
+
+    def get_user_for_cognito_username(self, cognito_username: str) -> AbstractBaseUser | None:
+        """Return the existing Django user of a Cognito user, or None (challenge flow)."""
+        user_model = get_user_model()
+        lookup: dict[str, Any] = {user_model.USERNAME_FIELD: cognito_username}
+        return user_model._default_manager.filter(**lookup).first()
+
+    def get_cognito_username(self, user: AbstractBaseUser) -> str:
+        """Return the Cognito username of a Django user (admin acts on users)."""
+        return str(user.get_username())
+
+    def get_totp_issuer(self, request: HttpRequest | None) -> str:
+        """Return the issuer shown in authenticator apps."""
+        if app_settings.TOTP_ISSUER:
+            return app_settings.TOTP_ISSUER
+        if request is not None:
+            from django.contrib.sites.shortcuts import get_current_site
+
+            return str(get_current_site(request).name)
+        return "Django"
+
+    def get_totp_label(self, cognito_username: str, user: AbstractBaseUser | None) -> str:
+        """Return the account name shown under the issuer in authenticator apps."""
+        email = getattr(user, "email", "") if user is not None else ""
+        return email or cognito_username
+
+    def get_client_ip(self, request: HttpRequest | None) -> str | None:
+        """Return the address written to audit events (override behind a proxy you trust)."""
+        if request is None:
+            return None
+        return request.META.get("REMOTE_ADDR") or None
+
+    def build_boto3_client(self) -> Any:
+        """Build the botocore client (once per process); override to inject a session."""
+        from .cognito import build_boto3_client
+
+        return build_boto3_client()
+
+    def fetch_jwks(self, url: str) -> dict[str, Any]:
+        """Fetch the pool's JWKS document."""
+        from .tokens import fetch_jwks_over_http
+
+        return fetch_jwks_over_http(url)
+
+
+def get_adapter() -> DefaultAdapter:
+    """Return an instance of the configured adapter class."""
+    adapter_class = import_string(app_settings.ADAPTER)
+    return adapter_class()

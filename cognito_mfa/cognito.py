@@ -1,0 +1,422 @@
+"""The one boundary to Amazon Cognito: the only module that imports boto3 or botocore.
+
+Methods are keyword-only, typed and speak the app's words; every botocore error becomes one
+of :mod:`cognito_mfa.exceptions` through :data:`ERROR_MAP`, in one place. Cognito's own error
+messages are never passed on (they can contain whole tokens); only the error code is logged.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from . import exceptions as exc
+from .conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+# Cognito error code -> our exception. A code missing here is an operator problem.
+ERROR_MAP: dict[str, type[exc.CognitoMFAError]] = {
+    # the user's code was wrong (AWS says EnableSoftwareTokenMFA..., moto CodeMismatch...)
+    "EnableSoftwareTokenMFAException": exc.InvalidCode,
+    "CodeMismatchException": exc.InvalidCode,
+    "ExpiredCodeException": exc.InvalidCode,
+    # the access token or Session is expired, revoked or already used
+    "NotAuthorizedException": exc.CredentialRejected,
+    # the user has no verified token, so TOTP cannot be enabled
+    "SoftwareTokenMFANotFoundException": exc.SoftwareTokenMissing,
+    "UserNotFoundException": exc.CognitoUserNotFound,
+    # Cognito is busy or failing: nothing changed, try later
+    "TooManyRequestsException": exc.CognitoUnavailable,
+    "LimitExceededException": exc.CognitoUnavailable,
+    "InternalErrorException": exc.CognitoUnavailable,
+    "ServiceUnavailable": exc.CognitoUnavailable,
+    "ServiceUnavailableException": exc.CognitoUnavailable,
+    "ThrottlingException": exc.CognitoUnavailable,
+    "RequestTimeout": exc.CognitoUnavailable,
+    "RequestTimeoutException": exc.CognitoUnavailable,
+}
+
+# Operations that consume something single-use (a code, a Session): a blind retry after a
+# timeout could spend the code twice or use a Session Cognito already consumed.
+SINGLE_SHOT_OPERATIONS = ("VerifySoftwareToken", "RespondToAuthChallenge")
+
+# Request/response fields that must never reach a log record.
+SENSITIVE_FIELDS = (
+    "AccessToken",
+    "IdToken",
+    "RefreshToken",
+    "Session",
+    "SecretCode",
+    "UserCode",
+    "SECRET_HASH",
+    "PASSWORD",
+    "NEW_PASSWORD",
+    "SOFTWARE_TOKEN_MFA_CODE",
+    "Password",
+    "ClientSecret",
+)
+_FIELD_PATTERN = re.compile(
+    r"""(?P<key>["']?(?:"""
+    + "|".join(SENSITIVE_FIELDS)
+    + r""")["']?\s*[:=]\s*)(?P<quote>\\?["'])(?P<value>.*?)(?P=quote)"""
+)
+_JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every sensitive field value and anything JWT-shaped masked."""
+    text = _FIELD_PATTERN.sub(r"\g<key>\g<quote>***\g<quote>", text)
+    return _JWT_PATTERN.sub("***", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Mask tokens, Sessions, secrets and codes in botocore/urllib3 debug records.
+
+    botocore logs whole request and response bodies at DEBUG (``Making request ... with
+    params``, ``Response body``); those bodies carry access tokens, Sessions, TOTP secrets
+    and codes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted is dropped, not leaked
+            return False
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_redacting_filter = RedactingFilter()
+_LOGGER_PREFIXES = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+def install_log_redaction() -> None:
+    """Attach the redacting filter to every AWS SDK / urllib3 logger that exists now.
+
+    Logger filters only see records logged on that very logger, so each one gets it; the
+    SDK's modules (and their loggers) exist once a client has been built.
+    """
+    names = [
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if name.split(".")[0] in _LOGGER_PREFIXES
+    ]
+    for name in [*_LOGGER_PREFIXES, *names]:
+        target = logging.getLogger(name)
+        if _redacting_filter not in target.filters:
+            target.addFilter(_redacting_filter)
+
+
+@dataclass(frozen=True)
+class AssociateResult:
+    secret_code: str
+    session: str | None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    session: str | None
+
+
+@dataclass(frozen=True)
+class MFAState:
+    """A user's MFA settings as Cognito reports them."""
+
+    software_token_mfa_enabled: bool
+    preferred_mfa: str | None
+    mfa_methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuthStep:
+    """The outcome of a sign-in step: tokens, or the next challenge."""
+
+    challenge_name: str | None
+    session: str | None
+    challenge_parameters: dict[str, Any]
+    authentication_result: dict[str, Any] | None
+
+
+def parse_mfas_can_setup(raw: Any) -> list[str]:
+    """Parse ``MFAS_CAN_SETUP``: JSON from AWS, a Python repr from moto, or a list."""
+    if isinstance(raw, list | tuple):
+        return [str(item) for item in raw]
+    if not isinstance(raw, str) or not raw.strip():
+        return []
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(raw)
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(value, list | tuple):
+            return [str(item) for item in value]
+    return []
+
+
+def secret_hash(username: str, client_id: str, client_secret: str) -> str:
+    """Return Cognito's ``SECRET_HASH``: base64(HMAC-SHA256(secret, username + client id))."""
+    digest = hmac.new(
+        client_secret.encode("utf-8"), (username + client_id).encode("utf-8"), hashlib.sha256
+    ).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _never_retry(**_: Any) -> bool:
+    # First non-None answer wins in botocore's needs-retry event: False means "do not retry".
+    return False
+
+
+def build_boto3_client() -> Any:
+    """Build the botocore client from settings (the adapter may replace this)."""
+    config = botocore.config.Config(
+        connect_timeout=app_settings.CONNECT_TIMEOUT,
+        read_timeout=app_settings.READ_TIMEOUT,
+        retries={"mode": "standard", "total_max_attempts": app_settings.MAX_RETRY_ATTEMPTS},
+        user_agent_appid="cognito-mfa",
+    )
+    client = boto3.session.Session().client(
+        "cognito-idp",
+        region_name=app_settings.REGION,
+        endpoint_url=app_settings.ENDPOINT_URL,
+        config=config,
+    )
+    service = client.meta.service_model.service_id.hyphenize()
+    for operation in SINGLE_SHOT_OPERATIONS:
+        client.meta.events.register_first(f"needs-retry.{service}.{operation}", _never_retry)
+    install_log_redaction()
+    return client
+
+
+class CognitoClient:
+    """Typed, error-mapped access to the Cognito user pool API."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    # --- helpers --------------------------------------------------------------------------
+    @contextmanager
+    def _mapped_errors(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "Unknown")
+            mapped = ERROR_MAP.get(code, exc.CognitoConfigurationError)
+            log = logger.error if mapped is exc.CognitoConfigurationError else logger.info
+            log("Cognito %s failed with %s", operation, code)
+            if mapped is exc.CognitoUnavailable:
+                raise exc.CognitoUnavailable(
+                    retry_after=app_settings.UNAVAILABLE_RETRY_AFTER
+                ) from None
+            raise mapped() from None
+        except (
+            botocore.exceptions.ConnectTimeoutError,
+            botocore.exceptions.ReadTimeoutError,
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectionClosedError,
+            botocore.exceptions.HTTPClientError,
+        ) as error:
+            logger.warning("Cognito %s unreachable: %s", operation, type(error).__name__)
+            raise exc.CognitoUnavailable(retry_after=app_settings.UNAVAILABLE_RETRY_AFTER) from None
+        except botocore.exceptions.NoCredentialsError:
+            logger.error("Cognito %s needs AWS credentials and none are configured", operation)
+            raise exc.CognitoConfigurationError() from None
+        except botocore.exceptions.BotoCoreError as error:
+            logger.error("Cognito %s failed: %s", operation, type(error).__name__)
+            raise exc.CognitoConfigurationError() from None
+
+    @staticmethod
+    def _credential(access_token: str | None, session: str | None) -> dict[str, str]:
+        # Cognito takes AccessToken or Session, never both.
+        if (access_token is None) == (session is None):
+            raise ValueError("pass exactly one of access_token and session")
+        return {"AccessToken": access_token} if access_token is not None else {"Session": session}  # type: ignore[dict-item]
+
+    @staticmethod
+    def _mfa_state(response: dict[str, Any]) -> MFAState:
+        methods = tuple(response.get("UserMFASettingList") or ())
+        return MFAState(
+            software_token_mfa_enabled="SOFTWARE_TOKEN_MFA" in methods,
+            preferred_mfa=response.get("PreferredMfaSetting") or None,
+            mfa_methods=methods,
+        )
+
+    @property
+    def user_pool_id(self) -> str:
+        return app_settings.USER_POOL_ID or ""
+
+    # --- user-authorised operations (access token or Session) -------------------------------
+    def associate_software_token(
+        self, *, access_token: str | None = None, session: str | None = None
+    ) -> AssociateResult:
+        """Start a software token association; return the secret (show once, never store)."""
+        params = self._credential(access_token, session)
+        with self._mapped_errors("AssociateSoftwareToken"):
+            response = self.client.associate_software_token(**params)
+        return AssociateResult(secret_code=response["SecretCode"], session=response.get("Session"))
+
+    def verify_software_token(
+        self,
+        *,
+        access_token: str | None = None,
+        session: str | None = None,
+        user_code: str,
+        device_name: str | None = None,
+    ) -> VerifyResult:
+        """Verify ``user_code``; raise InvalidCode unless Cognito answers ``SUCCESS``."""
+        params: dict[str, Any] = {**self._credential(access_token, session), "UserCode": user_code}
+        if device_name:
+            params["FriendlyDeviceName"] = device_name
+        with self._mapped_errors("VerifySoftwareToken"):
+            response = self.client.verify_software_token(**params)
+        if response.get("Status") != "SUCCESS":
+            # Fail closed: anything but SUCCESS is a rejected code.
+            raise exc.InvalidCode()
+        return VerifyResult(session=response.get("Session"))
+
+    def set_user_mfa_preference(self, *, access_token: str, enabled: bool, preferred: bool) -> None:
+        """Turn the caller's TOTP MFA on or off, and make it preferred or not."""
+        with self._mapped_errors("SetUserMFAPreference"):
+            self.client.set_user_mfa_preference(
+                AccessToken=access_token,
+                SoftwareTokenMfaSettings={"Enabled": enabled, "PreferredMfa": preferred},
+            )
+
+    def get_user(self, *, access_token: str) -> MFAState:
+        """Return the caller's MFA settings."""
+        with self._mapped_errors("GetUser"):
+            response = self.client.get_user(AccessToken=access_token)
+        return self._mfa_state(response)
+
+    def respond_to_mfa_setup(self, *, username: str, session: str, client_id: str) -> AuthStep:
+        """Answer the ``MFA_SETUP`` challenge after the token was verified."""
+        responses = {"USERNAME": username}
+        client_secret = app_settings.APP_CLIENT_SECRET
+        if client_secret:
+            responses["SECRET_HASH"] = secret_hash(username, client_id, client_secret)
+        with self._mapped_errors("RespondToAuthChallenge"):
+            response = self.client.respond_to_auth_challenge(
+                ClientId=client_id,
+                ChallengeName="MFA_SETUP",
+                Session=session,
+                ChallengeResponses=responses,
+            )
+        return self._auth_step(response)
+
+    @staticmethod
+    def _auth_step(response: dict[str, Any]) -> AuthStep:
+        return AuthStep(
+            challenge_name=response.get("ChallengeName"),
+            session=response.get("Session"),
+            challenge_parameters=dict(response.get("ChallengeParameters") or {}),
+            authentication_result=response.get("AuthenticationResult"),
+        )
+
+    def initiate_password_auth(self, *, username: str, password: str, client_id: str) -> AuthStep:
+        """Sign in with ``USER_PASSWORD_AUTH`` (the example site and tests use this)."""
+        parameters = {"USERNAME": username, "PASSWORD": password}
+        client_secret = app_settings.APP_CLIENT_SECRET
+        if client_secret:
+            parameters["SECRET_HASH"] = secret_hash(username, client_id, client_secret)
+        with self._mapped_errors("InitiateAuth"):
+            response = self.client.initiate_auth(
+                ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters=parameters
+            )
+        return self._auth_step(response)
+
+    def respond_to_challenge(
+        self,
+        *,
+        client_id: str,
+        challenge_name: str,
+        session: str,
+        responses: dict[str, str],
+    ) -> AuthStep:
+        """Answer any sign-in challenge (``NEW_PASSWORD_REQUIRED``, ``SOFTWARE_TOKEN_MFA``)."""
+        responses = dict(responses)
+        client_secret = app_settings.APP_CLIENT_SECRET
+        if client_secret and "USERNAME" in responses:
+            responses["SECRET_HASH"] = secret_hash(responses["USERNAME"], client_id, client_secret)
+        with self._mapped_errors("RespondToAuthChallenge"):
+            response = self.client.respond_to_auth_challenge(
+                ClientId=client_id,
+                ChallengeName=challenge_name,
+                Session=session,
+                ChallengeResponses=responses,
+            )
+        return self._auth_step(response)
+
+    # --- IAM-authorised operations -----------------------------------------------------------
+    def admin_get_user(self, *, username: str) -> MFAState:
+        """Return a user's MFA settings (IAM: cognito-idp:AdminGetUser)."""
+        with self._mapped_errors("AdminGetUser"):
+            response = self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
+        return self._mfa_state(response)
+
+    def admin_set_user_mfa_preference(
+        self, *, username: str, enabled: bool, preferred: bool
+    ) -> None:
+        """Set a user's TOTP MFA preference (IAM: cognito-idp:AdminSetUserMFAPreference)."""
+        with self._mapped_errors("AdminSetUserMFAPreference"):
+            self.client.admin_set_user_mfa_preference(
+                UserPoolId=self.user_pool_id,
+                Username=username,
+                SoftwareTokenMfaSettings={"Enabled": enabled, "PreferredMfa": preferred},
+            )
+
+    def admin_delete_software_token(self, *, username: str) -> bool:
+        """Remove the user's software token where botocore and Cognito support it.
+
+        Return False when this botocore has no ``AdminDeleteSoftwareToken`` (older releases) or
+        the endpoint does not implement it; the preference is still turned off by the caller.
+        """
+        operation = getattr(self.client, "admin_delete_software_token", None)
+        if operation is None:
+            return False
+        try:
+            with self._mapped_errors("AdminDeleteSoftwareToken"):
+                operation(UserPoolId=self.user_pool_id, Username=username)
+        except exc.CognitoConfigurationError:
+            return False
+        return True
+
+
+_lock = threading.Lock()
+_client: CognitoClient | None = None
+
+
+def get_client() -> CognitoClient:
+    """Return the process-wide client, building it on first use (clients are thread-safe)."""
+    global _client
+    client = _client
+    if client is None:
+        with _lock:
+            client = _client
+            if client is None:
+                from .adapter import get_adapter
+
+                client = _client = CognitoClient(get_adapter().build_boto3_client())
+    return client
+
+
+def reset_client() -> None:
+    """Forget the process-wide client (on ``setting_changed`` and in tests)."""
+    global _client
+    with _lock:
+        _client = None

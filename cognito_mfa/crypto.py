@@ -1,0 +1,47 @@
+"""Encryption of the credentials an enrollment keeps (an access token or a challenge Session).
+
+MultiFernet over ``COGNITO_MFA_ENCRYPTION_KEYS``: the first key encrypts, every key decrypts,
+so keys rotate without downtime (see ``rotate_encryption_keys``).
+"""
+
+from __future__ import annotations
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from .conf import app_settings
+
+
+class CredentialUndecryptable(Exception):
+    """No configured key decrypts the stored value (a key was removed too early)."""
+
+
+def build_fernet(keys: list[str] | None = None) -> MultiFernet:
+    """Return a MultiFernet for ``keys`` (default: the configured keys).
+
+    Raise ValueError if a key is not a valid Fernet key or there is none.
+    """
+    keys = app_settings.ENCRYPTION_KEYS if keys is None else keys
+    if not keys:
+        raise ValueError("COGNITO_MFA_ENCRYPTION_KEYS is empty")
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def encrypt(plaintext: str) -> bytes:
+    """Encrypt ``plaintext`` under the first configured key."""
+    return build_fernet().encrypt(plaintext.encode("utf-8"))
+
+
+def decrypt(ciphertext: bytes | memoryview) -> str:
+    """Decrypt with any configured key; raise CredentialUndecryptable if none fits."""
+    try:
+        return build_fernet().decrypt(bytes(ciphertext)).decode("utf-8")
+    except InvalidToken as exc:
+        raise CredentialUndecryptable("no configured key decrypts this credential") from exc
+
+
+def rotate(ciphertext: bytes | memoryview) -> bytes:
+    """Re-encrypt under the first configured key (keeps the original timestamp)."""
+    try:
+        return build_fernet().rotate(bytes(ciphertext))
+    except InvalidToken as exc:
+        raise CredentialUndecryptable("no configured key decrypts this credential") from exc

@@ -1,0 +1,139 @@
+"""The error hierarchy of cognito_mfa.
+
+Every error has a stable ``code`` (public API, see the README's error table) and the HTTP
+status the REST API answers with. The same code travels into API responses, signals, audit
+rows and admin messages. This module imports nothing from Django or DRF so flows, commands
+and the Cognito boundary can raise these errors anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CognitoMFAError(Exception):
+    """Base class: every error the app raises on purpose."""
+
+    code = "error"
+    status = 500
+    default_detail = "The request could not be completed."
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or self.default_detail
+        self.extra = extra
+        super().__init__(self.detail)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON body clients receive: ``code``, ``detail`` and any extras."""
+        return {"code": self.code, "detail": self.detail, **self.extra}
+
+
+class InvalidInput(CognitoMFAError):
+    code = "invalid"
+    status = 400
+    default_detail = "The request body is not valid."
+
+
+class InvalidCode(CognitoMFAError):
+    code = "invalid_code"
+    status = 400
+    default_detail = "The code was not accepted. Check the authenticator app and try again."
+
+    def __init__(self, detail: str | None = None, *, attempts_remaining: int | None = None) -> None:
+        super().__init__(detail, attempts_remaining=attempts_remaining)
+
+    @property
+    def attempts_remaining(self) -> int | None:
+        return self.extra.get("attempts_remaining")
+
+
+class NotAuthenticated(CognitoMFAError):
+    code = "not_authenticated"
+    status = 401
+    default_detail = "A Cognito access token is required."
+
+
+class TokenInvalid(CognitoMFAError):
+    code = "token_invalid"
+    status = 401
+    default_detail = "The access token is not valid."
+
+
+class ReauthenticationRequired(CognitoMFAError):
+    code = "reauthentication_required"
+    status = 401
+    default_detail = "Sign in again to change your authenticator."
+
+
+class NotFound(CognitoMFAError):
+    code = "not_found"
+    status = 404
+    default_detail = "Not found."
+
+
+class EnrollmentLocked(CognitoMFAError):
+    code = "enrollment_locked"
+    status = 409
+    default_detail = "Too many wrong codes. Start a new enrollment."
+
+
+class EnrollmentNotPending(CognitoMFAError):
+    code = "enrollment_not_pending"
+    status = 409
+    default_detail = "This enrollment is no longer pending."
+
+
+class EnrollmentExpired(CognitoMFAError):
+    code = "enrollment_expired"
+    status = 410
+    default_detail = "This enrollment has expired. Start a new one."
+
+
+class Throttled(CognitoMFAError):
+    code = "throttled"
+    status = 429
+    default_detail = "Too many attempts. Try again later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
+class CognitoUnavailable(CognitoMFAError):
+    code = "cognito_unavailable"
+    status = 503
+    default_detail = "The MFA service is unavailable. Nothing was changed; try again shortly."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
+class CognitoConfigurationError(CognitoMFAError):
+    """Cognito refused the call for a reason an operator must fix (logged, never echoed)."""
+
+    code = "cognito_error"
+    status = 502
+    default_detail = "The MFA service refused the request. The site operator has been notified."
+
+
+class CredentialRejected(CognitoMFAError):
+    """Cognito rejected the access token or Session it was given (expired, revoked, used)."""
+
+    code = "token_invalid"
+    status = 401
+    default_detail = "Cognito no longer accepts this sign-in. Sign in again."
+
+
+class SoftwareTokenMissing(CognitoMFAError):
+    """The user has no verified software token, so TOTP cannot be turned on."""
+
+    code = "invalid"
+    status = 400
+    default_detail = "No verified authenticator: enroll one before turning TOTP on."
+
+
+class CognitoUserNotFound(CognitoMFAError):
+    code = "not_found"
+    status = 404
+    default_detail = "The Cognito user does not exist."

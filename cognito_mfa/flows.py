@@ -1,0 +1,800 @@
+"""The use cases: start, verify, cancel, expire, set preference, read status.
+
+Views, admin actions and commands call these; they talk to Cognito through
+:mod:`cognito_mfa.cognito`, change state in short transactions (never holding a database lock
+while Cognito is called) and send signals after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.dispatch import Signal
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import crypto, signals
+from . import exceptions as exc
+from .adapter import get_adapter
+from .cognito import MFAState, get_client
+from .conf import app_settings
+from .models import AuditEvent, Enrollment, EnrollmentFlow, EnrollmentStatus, FailureCounter
+
+if TYPE_CHECKING:
+    from .tokens import AccessToken
+
+logger = logging.getLogger(__name__)
+
+Kind = AuditEvent.Kind
+
+
+def now() -> datetime:
+    """The app's clock (one seam for tests)."""
+    return timezone.now()
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who asks, through which door, from where."""
+
+    source: str  # "api", "challenge", "admin" or "command"
+    request: HttpRequest | None = None
+    actor: Any = None  # the admin for admin acts, else None (the user acts)
+    ip_address: str | None = None
+
+    @classmethod
+    def build(cls, source: str, request: HttpRequest | None = None, actor: Any = None) -> Context:
+        return cls(
+            source=source,
+            request=request,
+            actor=actor,
+            ip_address=get_adapter().get_client_ip(request),
+        )
+
+
+@dataclass(frozen=True)
+class StartedEnrollment:
+    enrollment: Enrollment
+    secret_code: str
+    otpauth_uri: str
+    challenge_token: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedEnrollment:
+    enrollment: Enrollment
+    mfa_enabled: bool
+    preferred: bool
+    session: str | None = None
+    authentication_result: dict[str, Any] | None = None
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+
+def _send_on_commit(signal: Signal, **kwargs: Any) -> None:
+    def send() -> None:
+        for receiver, response in signal.send_robust(sender=Enrollment, **kwargs):
+            if isinstance(response, Exception):
+                logger.error(
+                    "cognito_mfa signal receiver %r raised %s",
+                    receiver,
+                    type(response).__name__,
+                )
+
+    transaction.on_commit(send)
+
+
+def _audit(
+    kind: str,
+    context: Context,
+    *,
+    enrollment: Enrollment | None = None,
+    user: Any = None,
+    cognito_username: str = "",
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    if enrollment is not None:
+        user = user if user is not None else enrollment.user
+        cognito_username = cognito_username or enrollment.cognito_username
+    AuditEvent.objects.create(
+        enrollment=enrollment,
+        user=user,
+        cognito_username=cognito_username,
+        actor=context.actor if context.actor is not None else user,
+        kind=kind,
+        source=context.source,
+        outcome=outcome,
+        ip_address=context.ip_address,
+        detail=detail or {},
+    )
+
+
+def _actor(context: Context, user: Any) -> Any:
+    return context.actor if context.actor is not None else user
+
+
+def hash_challenge_token(token: str) -> str:
+    """Return the stored form of a challenge token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def challenge_token_matches(enrollment: Enrollment, token: str) -> bool:
+    """Compare a presented challenge token with the stored hash in constant time."""
+    expected = enrollment.challenge_token_hash
+    return bool(expected) and hmac.compare_digest(expected, hash_challenge_token(token))
+
+
+def require_recent_authentication(token: AccessToken) -> None:
+    """Raise ReauthenticationRequired unless the token's ``auth_time`` is recent enough."""
+    if token.auth_time is None or now() - token.auth_time > app_settings.REAUTH_MAX_AGE:
+        raise exc.ReauthenticationRequired()
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
+    """Return the user's enrollment; raise NotFound for an unknown id or someone else's."""
+    enrollment = Enrollment.objects.filter(pk=enrollment_id, user=user).first()
+    if enrollment is None:
+        raise exc.NotFound()
+    return enrollment
+
+
+def get_status(*, user: Any, token: AccessToken) -> dict[str, Any]:
+    """Return the user's MFA state from Cognito plus the pending enrollment, if any."""
+    state = get_client().get_user(access_token=token.raw)
+    return _status_payload(user, state)
+
+
+def _status_payload(user: Any, state: MFAState) -> dict[str, Any]:
+    pending = (
+        Enrollment.objects.pending()
+        .filter(user=user, expires_at__gt=now())
+        .only("id", "expires_at")
+        .first()
+    )
+    return {
+        "software_token_mfa_enabled": state.software_token_mfa_enabled,
+        "preferred_mfa": state.preferred_mfa,
+        "pending_enrollment": (
+            {"id": str(pending.id), "expires_at": pending.expires_at} if pending else None
+        ),
+    }
+
+
+# --- starting ---------------------------------------------------------------------------------
+
+
+def _cancel_pending_for(
+    context: Context, *, user: Any, cognito_username: str, timestamp: datetime
+) -> None:
+    """Cancel the older pending enrollment(s) of this user, inside the caller's transaction."""
+    query = Q(cognito_username=cognito_username)
+    if user is not None:
+        query |= Q(user=user)
+    for old in Enrollment.objects.select_for_update().pending().filter(query):
+        _finish(old, EnrollmentStatus.CANCELLED, timestamp)
+        _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
+        _send_on_commit(
+            signals.enrollment_cancelled,
+            enrollment=old,
+            user=old.user,
+            request=context.request,
+            source=context.source,
+        )
+
+
+def _finish(enrollment: Enrollment, status: str, timestamp: datetime) -> None:
+    """Move a row (already locked or claimed by the caller) to a terminal state."""
+    Enrollment.objects.filter(pk=enrollment.pk).update(
+        status=status,
+        encrypted_credential=None,
+        verify_lease_until=None,
+        finished_at=timestamp,
+    )
+    enrollment.status = status
+    enrollment.encrypted_credential = None
+    enrollment.verify_lease_until = None
+    enrollment.finished_at = timestamp
+
+
+def _create_pending(
+    context: Context,
+    *,
+    user: Any,
+    cognito_username: str,
+    flow: str,
+    credential: str,
+    credential_expires_at: datetime,
+    device_name: str,
+    challenge_token_hash: str = "",
+) -> Enrollment:
+    """Cancel the older pending enrollment and create the new one, retrying a lost race."""
+    for attempt in range(5):
+        timestamp = now()
+        try:
+            with transaction.atomic():
+                if user is not None:
+                    # Serialise starts of one user on their row (never across a Cognito call).
+                    type(user)._default_manager.select_for_update().filter(pk=user.pk).exists()
+                _cancel_pending_for(
+                    context, user=user, cognito_username=cognito_username, timestamp=timestamp
+                )
+                enrollment = Enrollment.objects.create(
+                    user=user,
+                    cognito_username=cognito_username,
+                    flow=flow,
+                    friendly_device_name=device_name,
+                    created_at=timestamp,
+                    expires_at=min(timestamp + app_settings.ENROLLMENT_TTL, credential_expires_at),
+                    encrypted_credential=crypto.encrypt(credential),
+                    credential_expires_at=credential_expires_at,
+                    challenge_token_hash=challenge_token_hash,
+                )
+                _audit(Kind.STARTED, context, enrollment=enrollment)
+                _send_on_commit(
+                    signals.enrollment_started,
+                    enrollment=enrollment,
+                    user=user,
+                    request=context.request,
+                    source=context.source,
+                )
+                return enrollment
+        except IntegrityError:
+            # Another start of the same user committed first: cancel theirs, insert ours.
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def start_enrollment(
+    context: Context, *, user: Any, token: AccessToken, device_name: str = ""
+) -> StartedEnrollment:
+    """Associate a new software token for the token's user and keep a pending enrollment.
+
+    Replacing an existing TOTP needs a recent sign-in (``COGNITO_MFA_REAUTH_MAX_AGE``).
+    """
+    client = get_client()
+    adapter = get_adapter()
+    check_failure_budget(token.username)
+    if client.get_user(access_token=token.raw).software_token_mfa_enabled:
+        require_recent_authentication(token)
+    associated = client.associate_software_token(access_token=token.raw)
+    enrollment = _create_pending(
+        context,
+        user=user,
+        cognito_username=token.username,
+        flow=EnrollmentFlow.ACCESS_TOKEN,
+        credential=token.raw,
+        credential_expires_at=token.expires_at,
+        device_name=device_name,
+    )
+    from .otpauth import build_otpauth_uri
+
+    uri = build_otpauth_uri(
+        secret=associated.secret_code,
+        issuer=adapter.get_totp_issuer(context.request),
+        account=adapter.get_totp_label(token.username, user),
+    )
+    return StartedEnrollment(
+        enrollment=enrollment, secret_code=associated.secret_code, otpauth_uri=uri
+    )
+
+
+def start_challenge_enrollment(
+    context: Context, *, cognito_username: str, session: str, device_name: str = ""
+) -> StartedEnrollment:
+    """Associate a software token during sign-in (``MFA_SETUP``), driven by the auth Session."""
+    client = get_client()
+    adapter = get_adapter()
+    check_failure_budget(cognito_username)
+    associated = client.associate_software_token(session=session)
+    # Cognito hands back a new Session: that one continues the challenge.
+    next_session = associated.session or session
+    challenge_token = secrets.token_urlsafe(32)
+    user = adapter.get_user_for_cognito_username(cognito_username)
+    enrollment = _create_pending(
+        context,
+        user=user,
+        cognito_username=cognito_username,
+        flow=EnrollmentFlow.CHALLENGE,
+        credential=next_session,
+        credential_expires_at=now() + app_settings.CHALLENGE_SESSION_TTL,
+        device_name=device_name,
+        challenge_token_hash=hash_challenge_token(challenge_token),
+    )
+    from .otpauth import build_otpauth_uri
+
+    uri = build_otpauth_uri(
+        secret=associated.secret_code,
+        issuer=adapter.get_totp_issuer(context.request),
+        account=adapter.get_totp_label(cognito_username, user),
+    )
+    return StartedEnrollment(
+        enrollment=enrollment,
+        secret_code=associated.secret_code,
+        otpauth_uri=uri,
+        challenge_token=challenge_token,
+    )
+
+
+def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enrollment:
+    """Return the challenge enrollment the token opens; NotFound for any mismatch."""
+    enrollment = Enrollment.objects.filter(pk=enrollment_id, flow=EnrollmentFlow.CHALLENGE).first()
+    if enrollment is None or not challenge_token_matches(enrollment, challenge_token):
+        # Same answer as an unknown id: the id alone tells nothing.
+        raise exc.NotFound()
+    return enrollment
+
+
+# --- abuse limits -----------------------------------------------------------------------------
+
+
+def check_failure_budget(cognito_username: str) -> None:
+    """Raise Throttled while the user is backing off after many consecutive wrong codes."""
+    counter = FailureCounter.objects.filter(cognito_username=cognito_username).first()
+    if counter is None:
+        return
+    if counter.consecutive_failures >= app_settings.FAILURE_HARD_LIMIT:
+        raise exc.Throttled(
+            "Too many wrong codes. Ask the site's help desk to reset your MFA.",
+            retry_after=3600,
+        )
+    if counter.blocked_until is not None and counter.blocked_until > now():
+        wait = (counter.blocked_until - now()).total_seconds()
+        raise exc.Throttled(retry_after=int(wait) + 1)
+
+
+def _count_failure(cognito_username: str) -> None:
+    counter, _ = FailureCounter.objects.select_for_update().get_or_create(
+        cognito_username=cognito_username
+    )
+    counter.consecutive_failures += 1
+    over_budget = counter.consecutive_failures - app_settings.FAILURE_BUDGET
+    if over_budget > 0:
+        exponent = min(over_budget - 1, 16)
+        backoff = app_settings.FAILURE_BACKOFF_BASE * (2**exponent)
+        counter.blocked_until = now() + min(backoff, timedelta(hours=24))
+    counter.save(update_fields=["consecutive_failures", "blocked_until", "updated_at"])
+
+
+def reset_failure_budget(cognito_username: str) -> None:
+    """Forget a user's consecutive wrong codes (after success or an admin reset)."""
+    FailureCounter.objects.filter(cognito_username=cognito_username).delete()
+
+
+# --- verifying --------------------------------------------------------------------------------
+
+
+def _lease_duration() -> timedelta:
+    # Long enough for one Cognito call with its retries; a crashed worker's lease runs out.
+    per_call = app_settings.CONNECT_TIMEOUT + app_settings.READ_TIMEOUT
+    return timedelta(seconds=per_call * max(1, app_settings.MAX_RETRY_ATTEMPTS) + 2)
+
+
+def _claim(enrollment: Enrollment, context: Context) -> datetime:
+    """Take the verify lease: the only request allowed to call Cognito for this enrollment.
+
+    Concurrent verifies wait their turn (so wrong codes are counted one by one and a right
+    code is spent once) and get the outcome of the state left behind.
+    """
+    deadline = time.monotonic() + _lease_duration().total_seconds()
+    while True:
+        timestamp = now()
+        lease = timestamp + _lease_duration()
+        claimed = (
+            Enrollment.objects.filter(
+                pk=enrollment.pk,
+                status=EnrollmentStatus.PENDING,
+                expires_at__gt=timestamp,
+                attempts__lt=app_settings.MAX_ATTEMPTS,
+            )
+            .filter(Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=timestamp))
+            .update(verify_lease_until=lease)
+        )
+        if claimed:
+            return lease
+        enrollment.refresh_from_db()
+        _raise_for_state(enrollment, context, timestamp)
+        if time.monotonic() > deadline:
+            raise exc.EnrollmentNotPending("A verification of this enrollment is in progress.")
+        time.sleep(0.02)
+
+
+def _raise_for_state(enrollment: Enrollment, context: Context, timestamp: datetime) -> None:
+    """Raise the error that matches a row that cannot be verified now (if any)."""
+    if enrollment.status == EnrollmentStatus.LOCKED:
+        raise exc.EnrollmentLocked()
+    if enrollment.status == EnrollmentStatus.EXPIRED:
+        raise exc.EnrollmentExpired()
+    if enrollment.status != EnrollmentStatus.PENDING:
+        raise exc.EnrollmentNotPending()
+    if enrollment.expires_at <= timestamp:
+        expire_enrollment(enrollment, context)
+        raise exc.EnrollmentExpired()
+    if enrollment.attempts >= app_settings.MAX_ATTEMPTS:
+        _lock(enrollment, context, enrollment.verify_lease_until)
+        raise exc.EnrollmentLocked()
+
+
+def _release(enrollment: Enrollment, lease: datetime) -> None:
+    Enrollment.objects.filter(pk=enrollment.pk, verify_lease_until=lease).update(
+        verify_lease_until=None
+    )
+
+
+def _lock(enrollment: Enrollment, context: Context, lease: datetime | None) -> bool:
+    timestamp = now()
+    with transaction.atomic():
+        changed = Enrollment.objects.filter(
+            pk=enrollment.pk, status=EnrollmentStatus.PENDING, verify_lease_until=lease
+        ).update(
+            status=EnrollmentStatus.LOCKED,
+            encrypted_credential=None,
+            verify_lease_until=None,
+            finished_at=timestamp,
+        )
+        if changed:
+            enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.LOCKED, None
+            _audit(Kind.LOCKED, context, enrollment=enrollment, outcome="enrollment_locked")
+            _send_on_commit(
+                signals.enrollment_locked,
+                enrollment=enrollment,
+                user=enrollment.user,
+                request=context.request,
+                source=context.source,
+            )
+    return bool(changed)
+
+
+def expire_enrollment(enrollment: Enrollment, context: Context) -> bool:
+    """Expire a pending enrollment (once: return False if another process did it first)."""
+    timestamp = now()
+    with transaction.atomic():
+        changed = Enrollment.objects.filter(
+            pk=enrollment.pk, status=EnrollmentStatus.PENDING
+        ).update(
+            status=EnrollmentStatus.EXPIRED,
+            encrypted_credential=None,
+            verify_lease_until=None,
+            finished_at=timestamp,
+        )
+        if changed:
+            enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.EXPIRED, None
+            _audit(Kind.EXPIRED, context, enrollment=enrollment, outcome="enrollment_expired")
+            _send_on_commit(
+                signals.enrollment_expired,
+                enrollment=enrollment,
+                user=enrollment.user,
+                request=context.request,
+                source=context.source,
+            )
+    return bool(changed)
+
+
+def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime) -> int:
+    """Count a rejected code; lock at the cap. Return the attempts remaining."""
+    cap = app_settings.MAX_ATTEMPTS
+    timestamp = now()
+    with transaction.atomic():
+        row = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
+        row.attempts += 1
+        locked = row.attempts >= cap
+        fields = ["attempts", "verify_lease_until"]
+        row.verify_lease_until = None
+        if locked:
+            row.status, row.encrypted_credential, row.finished_at = (
+                EnrollmentStatus.LOCKED,
+                None,
+                timestamp,
+            )
+            fields += ["status", "encrypted_credential", "finished_at"]
+        row.save(update_fields=fields)
+        remaining = max(cap - row.attempts, 0)
+        _count_failure(row.cognito_username)
+        _audit(
+            Kind.VERIFICATION_FAILED,
+            context,
+            enrollment=row,
+            outcome="invalid_code",
+            detail={"attempts_remaining": remaining},
+        )
+        _send_on_commit(
+            signals.verification_failed,
+            enrollment=row,
+            user=row.user,
+            request=context.request,
+            source=context.source,
+            actor=_actor(context, row.user),
+            code="invalid_code",
+            attempts_remaining=remaining,
+        )
+        if locked:
+            _audit(Kind.LOCKED, context, enrollment=row, outcome="enrollment_locked")
+            _send_on_commit(
+                signals.enrollment_locked,
+                enrollment=row,
+                user=row.user,
+                request=context.request,
+                source=context.source,
+            )
+    enrollment.attempts, enrollment.status = row.attempts, row.status
+    enrollment.encrypted_credential = row.encrypted_credential
+    return remaining
+
+
+def verify_enrollment(
+    context: Context,
+    *,
+    enrollment: Enrollment,
+    user_code: str,
+    device_name: str | None = None,
+) -> VerifiedEnrollment:
+    """Verify ``user_code`` with Cognito using the enrollment's stored credential.
+
+    On success the enrollment becomes verified (once, whatever the concurrency) and TOTP is
+    turned on in Cognito; the caller receives what the flow needs next.
+    """
+    if context.source != "admin":
+        check_failure_budget(enrollment.cognito_username)
+    lease = _claim(enrollment, context)
+    try:
+        credential = crypto.decrypt(enrollment.encrypted_credential or b"")
+    except crypto.CredentialUndecryptable:
+        _release(enrollment, lease)
+        logger.error("cognito_mfa: enrollment credential cannot be decrypted with current keys")
+        raise exc.CognitoConfigurationError() from None
+    device_name = device_name or enrollment.friendly_device_name
+    is_challenge = enrollment.flow == EnrollmentFlow.CHALLENGE
+    client = get_client()
+    try:
+        result = client.verify_software_token(
+            access_token=None if is_challenge else credential,
+            session=credential if is_challenge else None,
+            user_code=user_code,
+            device_name=device_name or None,
+        )
+    except exc.InvalidCode:
+        remaining = _record_wrong_code(enrollment, context, lease)
+        raise exc.InvalidCode(attempts_remaining=remaining) from None
+    except exc.CredentialRejected:
+        expire_enrollment(enrollment, context)
+        raise exc.EnrollmentExpired() from None
+    except BaseException:
+        # Cognito unreachable, throttling or misconfigured: not the user's fault, nothing changes.
+        _release(enrollment, lease)
+        raise
+
+    session: str | None = None
+    authentication_result: dict[str, Any] | None = None
+    preferred = app_settings.SET_PREFERRED
+    preference_owed = False
+    if is_challenge:
+        session = result.session
+        if app_settings.CHALLENGE_COMPLETE_AUTH and session:
+            try:
+                step = client.respond_to_mfa_setup(
+                    username=enrollment.cognito_username,
+                    session=session,
+                    client_id=_challenge_client_id(),
+                )
+                authentication_result = step.authentication_result
+                session = step.session if step.authentication_result is None else None
+            except exc.CognitoMFAError as error:
+                # The token is verified; the SPA can still answer the challenge itself.
+                logger.warning("cognito_mfa: RespondToAuthChallenge failed with %s", error.code)
+        fresh_token = (authentication_result or {}).get("AccessToken")
+        preference_owed = not _turn_on_totp(
+            client, enrollment.cognito_username, fresh_token, preferred
+        )
+    else:
+        preference_owed = not _turn_on_totp(
+            client, enrollment.cognito_username, credential, preferred
+        )
+
+    enrollment = _mark_verified(
+        enrollment, context, lease, device_name or "", preference_owed=preference_owed
+    )
+    return VerifiedEnrollment(
+        enrollment=enrollment,
+        mfa_enabled=not preference_owed,
+        preferred=preferred and not preference_owed,
+        session=session,
+        authentication_result=authentication_result,
+    )
+
+
+def _challenge_client_id() -> str:
+    ids = app_settings.APP_CLIENT_IDS
+    return ids[0] if ids else ""
+
+
+def _turn_on_totp(
+    client: Any, cognito_username: str, access_token: str | None, preferred: bool
+) -> bool:
+    """Enable TOTP in Cognito; return False (preference owed) if Cognito could not be told."""
+    try:
+        if access_token is not None:
+            client.set_user_mfa_preference(
+                access_token=access_token, enabled=True, preferred=preferred
+            )
+        else:
+            client.admin_set_user_mfa_preference(
+                username=cognito_username, enabled=True, preferred=preferred
+            )
+    except exc.CognitoMFAError as error:
+        logger.warning("cognito_mfa: enabling TOTP failed with %s; retry owed", error.code)
+        return False
+    return True
+
+
+def _mark_verified(
+    enrollment: Enrollment,
+    context: Context,
+    lease: datetime,
+    device_name: str,
+    *,
+    preference_owed: bool,
+) -> Enrollment:
+    timestamp = now()
+    verified_by: Any = context.actor if context.actor is not None else enrollment.user
+    with transaction.atomic():
+        changed = Enrollment.objects.filter(
+            pk=enrollment.pk, status=EnrollmentStatus.PENDING, verify_lease_until=lease
+        ).update(
+            status=EnrollmentStatus.VERIFIED,
+            verified_at=timestamp,
+            verified_by=verified_by,
+            finished_at=timestamp,
+            friendly_device_name=device_name,
+            encrypted_credential=None,
+            verify_lease_until=None,
+            preference_pending=preference_owed,
+        )
+        if not changed:
+            # Cancelled while Cognito was answering; Cognito has the token regardless.
+            raise exc.EnrollmentNotPending()
+        enrollment.status = EnrollmentStatus.VERIFIED
+        enrollment.verified_at, enrollment.verified_by = timestamp, verified_by
+        enrollment.finished_at, enrollment.friendly_device_name = timestamp, device_name
+        enrollment.encrypted_credential, enrollment.verify_lease_until = None, None
+        enrollment.preference_pending = preference_owed
+        reset_failure_budget(enrollment.cognito_username)
+        _audit(
+            Kind.VERIFIED,
+            context,
+            enrollment=enrollment,
+            detail={"preference_pending": preference_owed} if preference_owed else None,
+        )
+        _send_on_commit(
+            signals.software_token_verified,
+            enrollment=enrollment,
+            user=enrollment.user,
+            request=context.request,
+            source=context.source,
+            actor=_actor(context, enrollment.user),
+            friendly_device_name=device_name,
+        )
+        if not preference_owed:
+            _send_on_commit(
+                signals.mfa_preference_changed,
+                user=enrollment.user,
+                request=context.request,
+                source=context.source,
+                actor=_actor(context, enrollment.user),
+                enabled=True,
+                preferred=app_settings.SET_PREFERRED,
+            )
+    return enrollment
+
+
+def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
+    """Turn TOTP on for a verified enrollment whose ``SetUserMFAPreference`` failed.
+
+    Uses ``AdminSetUserMFAPreference`` (the user's token is gone). Exactly once: return
+    False if nothing was owed or another process completed it first.
+    """
+    if not enrollment.preference_pending:
+        return False
+    preferred = app_settings.SET_PREFERRED
+    get_client().admin_set_user_mfa_preference(
+        username=enrollment.cognito_username, enabled=True, preferred=preferred
+    )
+    with transaction.atomic():
+        changed = Enrollment.objects.filter(
+            pk=enrollment.pk, status=EnrollmentStatus.VERIFIED, preference_pending=True
+        ).update(preference_pending=False)
+        if changed:
+            enrollment.preference_pending = False
+            _audit(
+                Kind.PREFERENCE_CHANGED,
+                context,
+                enrollment=enrollment,
+                detail={"enabled": True, "preferred": preferred},
+            )
+            _send_on_commit(
+                signals.mfa_preference_changed,
+                user=enrollment.user,
+                request=context.request,
+                source=context.source,
+                actor=_actor(context, enrollment.user),
+                enabled=True,
+                preferred=preferred,
+            )
+    return bool(changed)
+
+
+# --- cancelling, preference -------------------------------------------------------------------
+
+
+def cancel_enrollment(enrollment: Enrollment, context: Context) -> None:
+    """Cancel a pending enrollment; raise EnrollmentNotPending if it is not (or is busy)."""
+    timestamp = now()
+    with transaction.atomic():
+        changed = (
+            Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.PENDING)
+            .filter(Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=timestamp))
+            .update(
+                status=EnrollmentStatus.CANCELLED,
+                encrypted_credential=None,
+                verify_lease_until=None,
+                finished_at=timestamp,
+            )
+        )
+        if not changed:
+            raise exc.EnrollmentNotPending()
+        enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.CANCELLED, None
+        enrollment.finished_at = timestamp
+        _audit(Kind.CANCELLED, context, enrollment=enrollment)
+        _send_on_commit(
+            signals.enrollment_cancelled,
+            enrollment=enrollment,
+            user=enrollment.user,
+            request=context.request,
+            source=context.source,
+        )
+
+
+def set_preference(
+    context: Context, *, user: Any, token: AccessToken, enabled: bool, preferred: bool
+) -> dict[str, Any]:
+    """Turn the user's TOTP MFA on/off and set whether it is preferred; return the status.
+
+    Turning it off needs a recent sign-in.
+    """
+    if not enabled:
+        require_recent_authentication(token)
+    client = get_client()
+    client.set_user_mfa_preference(
+        access_token=token.raw, enabled=enabled, preferred=preferred and enabled
+    )
+    with transaction.atomic():
+        _audit(
+            Kind.PREFERENCE_CHANGED,
+            context,
+            user=user,
+            cognito_username=token.username,
+            detail={"enabled": enabled, "preferred": preferred and enabled},
+        )
+        _send_on_commit(
+            signals.mfa_preference_changed,
+            user=user,
+            request=context.request,
+            source=context.source,
+            actor=_actor(context, user),
+            enabled=enabled,
+            preferred=preferred and enabled,
+        )
+    return _status_payload(user, client.get_user(access_token=token.raw))

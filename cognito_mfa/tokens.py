@@ -1,0 +1,162 @@
+"""Validation of Cognito access tokens, with the pool's signing keys cached per process."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from . import exceptions as exc
+from .conf import app_settings
+
+# Only RS256: Cognito signs with it, and accepting anything else invites alg confusion
+# (``none``, or HS256 keyed with the public key).
+ALLOWED_ALGORITHMS = ["RS256"]
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A validated Cognito access token. ``raw`` is a credential: never log or store it plain."""
+
+    raw: str = field(repr=False)
+    username: str
+    sub: str
+    client_id: str
+    expires_at: datetime
+    auth_time: datetime | None
+    claims: dict[str, Any] = field(repr=False, compare=False)
+
+
+class JWKSCache:
+    """Signing keys of one JWKS URL: fetched once, refetched on an unknown ``kid`` at most
+    every ``COGNITO_MFA_JWKS_MIN_REFETCH_INTERVAL``, and when older than the cache TTL."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._url: str | None = None
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._last_attempt = float("-inf")
+        self.fetch_count = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._url, self._keys = None, {}
+            self._fetched_at, self._last_attempt = 0.0, float("-inf")
+
+    def get_key(self, kid: str) -> jwt.PyJWK:
+        """Return the key ``kid``; raise TokenInvalid if the pool has no such key."""
+        url = app_settings.JWKS_URL
+        if self._url == url and not self._is_stale():
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+        with self._lock:
+            if self._url != url:  # the setting changed: start over
+                self._url, self._keys, self._fetched_at = url, {}, 0.0
+                self._last_attempt = float("-inf")
+            key = self._keys.get(kid)
+            interval = app_settings.JWKS_MIN_REFETCH_INTERVAL.total_seconds()
+            may_fetch = time.monotonic() - self._last_attempt >= interval
+            if (key is None or self._is_stale()) and may_fetch:
+                self._refresh(url)
+                key = self._keys.get(kid)
+        if key is None:
+            raise exc.TokenInvalid()
+        return key
+
+    def _is_stale(self) -> bool:
+        age = time.monotonic() - self._fetched_at
+        return not self._keys or age > app_settings.JWKS_CACHE_TTL.total_seconds()
+
+    def _refresh(self, url: str) -> None:
+        from .adapter import get_adapter
+
+        self._last_attempt = time.monotonic()
+        try:
+            document = get_adapter().fetch_jwks(url)
+            keys = {
+                item["kid"]: jwt.PyJWK(item)
+                for item in document.get("keys", [])
+                if item.get("kty") == "RSA" and item.get("kid")
+            }
+        except Exception as error:
+            if self._keys:  # keep serving the keys we have while the endpoint is down
+                return
+            raise exc.CognitoUnavailable(
+                retry_after=app_settings.UNAVAILABLE_RETRY_AFTER
+            ) from error
+        self.fetch_count += 1
+        self._keys, self._fetched_at = keys, time.monotonic()
+
+
+jwks_cache = JWKSCache()
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    return None
+
+
+def validate_access_token(raw: str) -> AccessToken:
+    """Validate a Cognito access token and return its claims.
+
+    Raise TokenInvalid unless it is an RS256 token signed by a key of the configured pool,
+    issued by that pool, unexpired, with ``token_use == "access"`` and an allowed client id.
+    """
+    if not raw or len(raw) > 16384:
+        raise exc.TokenInvalid()
+    try:
+        header = jwt.get_unverified_header(raw)
+    except jwt.PyJWTError:
+        raise exc.TokenInvalid() from None
+    if header.get("alg") not in ALLOWED_ALGORITHMS or not isinstance(header.get("kid"), str):
+        raise exc.TokenInvalid()
+    key = jwks_cache.get_key(header["kid"])
+    try:
+        claims = jwt.decode(
+            raw,
+            key=key,
+            algorithms=ALLOWED_ALGORITHMS,
+            issuer=app_settings.ISSUER_URL,
+            leeway=app_settings.JWT_LEEWAY,
+            options={"require": ["exp", "iss", "token_use", "client_id"], "verify_aud": False},
+        )
+    except jwt.PyJWTError:
+        raise exc.TokenInvalid() from None
+    if claims.get("token_use") != "access":
+        raise exc.TokenInvalid()
+    if claims.get("client_id") not in app_settings.APP_CLIENT_IDS:
+        raise exc.TokenInvalid()
+    username = claims.get("username")
+    if not isinstance(username, str) or not username:
+        raise exc.TokenInvalid()
+    expires_at = _timestamp(claims["exp"])
+    if expires_at is None:
+        raise exc.TokenInvalid()
+    return AccessToken(
+        raw=raw,
+        username=username,
+        sub=str(claims.get("sub", "")),
+        client_id=claims["client_id"],
+        expires_at=expires_at,
+        auth_time=_timestamp(claims.get("auth_time")),
+        claims=claims,
+    )
+
+
+def fetch_jwks_over_http(url: str, timeout: float = 3.0) -> dict[str, Any]:
+    """Fetch a JWKS document (https, or http for a local endpoint such as moto)."""
+    import urllib.request
+
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("JWKS URL must be http(s)")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        return json.loads(response.read(1_000_000))

@@ -1,0 +1,264 @@
+"""Thin DRF views: validate the body, call one flow, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import exceptions as exc
+from . import flows, serializers
+from .authentication import CognitoAccessTokenAuthentication
+from .models import Enrollment
+from .otpauth import render_qr
+from .throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
+from .tokens import AccessToken
+
+MAX_LISTED_ENROLLMENTS = 50
+
+
+def _error_response(error: exc.CognitoMFAError) -> Response:
+    response = Response(error.as_dict(), status=error.status)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    if error.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="cognito_mfa"'
+    return response
+
+
+def exception_handler(error: Exception, context: dict[str, Any]) -> Response | None:
+    """Turn every expected error into ``{"code", "detail", ...}`` with a stable code."""
+    if isinstance(error, exc.CognitoMFAError):
+        return _error_response(error)
+    if isinstance(error, drf_exceptions.ValidationError):
+        fields = (
+            error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
+        )
+        return Response(
+            {"code": "invalid", "detail": "The request body is not valid.", "fields": fields},
+            status=400,
+        )
+    if isinstance(error, drf_exceptions.ParseError):
+        return _error_response(exc.InvalidInput("The request body is not valid JSON."))
+    if isinstance(error, drf_exceptions.NotAuthenticated):
+        return _error_response(exc.NotAuthenticated())
+    if isinstance(error, drf_exceptions.AuthenticationFailed):
+        return _error_response(exc.TokenInvalid())
+    if isinstance(error, drf_exceptions.Throttled):
+        wait = getattr(error, "wait", None) or 1
+        return _error_response(exc.Throttled(retry_after=int(wait) + 1))
+    if isinstance(error, Http404 | drf_exceptions.NotFound):
+        return _error_response(exc.NotFound())
+    if isinstance(error, drf_exceptions.APIException):
+        code = error.get_codes()
+        return Response(
+            {"code": code if isinstance(code, str) else "error", "detail": str(error.detail)},
+            status=error.status_code,
+        )
+    return None
+
+
+class CognitoMFAView(APIView):
+    """Base view: Cognito bearer tokens, JSON only, no caching, stable error codes."""
+
+    authentication_classes = [CognitoAccessTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    throttle_classes: list[type] = []
+    source = "api"
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # Responses may carry a TOTP secret or tokens: never store them anywhere.
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+    @staticmethod
+    def token(request: Request) -> AccessToken:
+        if not isinstance(request.auth, AccessToken):
+            raise exc.NotAuthenticated()
+        return request.auth
+
+    def context(self, request: Request) -> flows.Context:
+        return flows.Context.build(self.source, request._request, actor=None)
+
+    @staticmethod
+    def validated(
+        serializer_class: type[serializers.serializers.Serializer], request: Request
+    ) -> dict[str, Any]:
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    @staticmethod
+    def parse_id(value: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise exc.NotFound() from None
+
+    def owned_enrollment(self, request: Request, enrollment_id: str) -> Enrollment:
+        return flows.get_enrollment_for_user(request.user, self.parse_id(enrollment_id))
+
+
+def _started_payload(started: flows.StartedEnrollment) -> dict[str, Any]:
+    enrollment = started.enrollment
+    payload: dict[str, Any] = {
+        "id": str(enrollment.id),
+        "status": enrollment.status,
+        "secret_code": started.secret_code,
+        "otpauth_uri": started.otpauth_uri,
+        **render_qr(started.otpauth_uri),
+        "expires_at": enrollment.expires_at,
+        "friendly_device_name": enrollment.friendly_device_name,
+    }
+    if started.challenge_token is not None:
+        payload["challenge_token"] = started.challenge_token
+    return payload
+
+
+class StatusView(CognitoMFAView):
+    """``GET status/``: the caller's MFA state in Cognito and any pending enrollment."""
+
+    def get(self, request: Request) -> Response:
+        payload = flows.get_status(user=request.user, token=self.token(request))
+        return Response(serializers.StatusSerializer(payload).data)
+
+
+class EnrollmentListView(CognitoMFAView):
+    """``GET enrollments/`` lists the caller's enrollments; ``POST`` starts a new one."""
+
+    def get_throttles(self) -> list[Any]:
+        return [StartThrottle()] if self.request.method == "POST" else []
+
+    def get(self, request: Request) -> Response:
+        enrollments = Enrollment.objects.for_user(request.user).order_by("-created_at")
+        data = serializers.EnrollmentSerializer(
+            enrollments[:MAX_LISTED_ENROLLMENTS], many=True
+        ).data
+        return Response(data)
+
+    def post(self, request: Request) -> Response:
+        body = self.validated(serializers.StartEnrollmentSerializer, request)
+        started = flows.start_enrollment(
+            self.context(request),
+            user=request.user,
+            token=self.token(request),
+            device_name=body.get("friendly_device_name", ""),
+        )
+        return Response(_started_payload(started), status=status.HTTP_201_CREATED)
+
+
+class EnrollmentDetailView(CognitoMFAView):
+    """``GET enrollments/{id}/`` shows one enrollment; ``DELETE`` cancels a pending one."""
+
+    def get(self, request: Request, enrollment_id: str) -> Response:
+        enrollment = self.owned_enrollment(request, enrollment_id)
+        return Response(serializers.EnrollmentSerializer(enrollment).data)
+
+    def delete(self, request: Request, enrollment_id: str) -> Response:
+        enrollment = self.owned_enrollment(request, enrollment_id)
+        flows.cancel_enrollment(enrollment, self.context(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EnrollmentVerifyView(CognitoMFAView):
+    """``POST enrollments/{id}/verify/``: check the 6-digit code with Cognito."""
+
+    throttle_classes = [VerifyThrottle]
+
+    def post(self, request: Request, enrollment_id: str) -> Response:
+        enrollment = self.owned_enrollment(request, enrollment_id)
+        body = self.validated(serializers.VerifyEnrollmentSerializer, request)
+        verified = flows.verify_enrollment(
+            self.context(request),
+            enrollment=enrollment,
+            user_code=body["user_code"],
+            device_name=body.get("friendly_device_name"),
+        )
+        return Response(
+            {
+                "id": str(verified.enrollment.id),
+                "status": verified.enrollment.status,
+                "mfa_enabled": verified.mfa_enabled,
+                "preferred": verified.preferred,
+            }
+        )
+
+
+class PreferenceView(CognitoMFAView):
+    """``POST preference/``: turn TOTP MFA on/off, make it preferred or not."""
+
+    def post(self, request: Request) -> Response:
+        body = self.validated(serializers.PreferenceSerializer, request)
+        payload = flows.set_preference(
+            self.context(request),
+            user=request.user,
+            token=self.token(request),
+            enabled=body["enabled"],
+            preferred=body["preferred"],
+        )
+        return Response(serializers.StatusSerializer(payload).data)
+
+
+class ChallengeEnrollmentView(CognitoMFAView):
+    """``POST challenge/enrollments/``: start enrollment with a sign-in ``MFA_SETUP`` Session."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ChallengeThrottle]
+    source = "challenge"
+
+    def post(self, request: Request) -> Response:
+        body = self.validated(serializers.ChallengeStartSerializer, request)
+        started = flows.start_challenge_enrollment(
+            self.context(request),
+            cognito_username=body["username"],
+            session=body["session"],
+            device_name=body.get("friendly_device_name", ""),
+        )
+        return Response(_started_payload(started), status=status.HTTP_201_CREATED)
+
+
+class ChallengeVerifyView(CognitoMFAView):
+    """``POST challenge/enrollments/{id}/verify/``: verify with the challenge token."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ChallengeThrottle]
+    source = "challenge"
+
+    def post(self, request: Request, enrollment_id: str) -> Response:
+        body = self.validated(serializers.ChallengeVerifySerializer, request)
+        enrollment = flows.get_challenge_enrollment(
+            self.parse_id(enrollment_id), body["challenge_token"]
+        )
+        verified = flows.verify_enrollment(
+            self.context(request),
+            enrollment=enrollment,
+            user_code=body["user_code"],
+            device_name=body.get("friendly_device_name"),
+        )
+        return Response(
+            {
+                "id": str(verified.enrollment.id),
+                "status": verified.enrollment.status,
+                "session": verified.session,
+                "authentication_result": verified.authentication_result,
+            }
+        )

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+from rest_framework.test import APIClient
+
+from cognito_mfa import signals
+from cognito_mfa.cognito import reset_client
+from cognito_mfa.tokens import jwks_cache
+from tests.support import Pool, TestAdapter, create_pool
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(name: str, available: bool, why: str) -> None:
+    """Skip locally when a real service is missing; under CI=true that is a failure."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true but is missing: {why}")
+    pytest.skip(f"{name} not available: {why}")
+
+
+@pytest.fixture(autouse=True)
+def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP", "true")
+    reset_client()
+    jwks_cache.clear()
+    TestAdapter.jwks_override = None
+    yield
+    reset_client()
+    jwks_cache.clear()
+    TestAdapter.jwks_override = None
+
+
+@pytest.fixture
+def moto_client() -> Iterator[Any]:
+    """A cognito-idp client inside moto's in-process mock."""
+    with mock_aws():
+        yield boto3.client("cognito-idp", region_name="us-east-1")
+
+
+def _configure(settings: Any, pool: Pool) -> None:
+    settings.COGNITO_MFA_REGION = "us-east-1"
+    settings.COGNITO_MFA_USER_POOL_ID = pool.pool_id
+    settings.COGNITO_MFA_APP_CLIENT_IDS = [pool.client_id]
+    settings.COGNITO_MFA_APP_CLIENT_SECRET = pool.client_secret
+
+
+@pytest.fixture
+def pool(moto_client: Any, settings: Any) -> Pool:
+    """A user pool with TOTP enabled (MFA optional) and the app configured for it."""
+    created = create_pool(moto_client)
+    _configure(settings, created)
+    return created
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto as a real HTTP server on loopback; yields its base URL."""
+    os.environ["MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP"] = "true"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def server_pool(moto_server: str, settings: Any) -> Pool:
+    """A pool on the moto HTTP server, the app pointed at it (endpoint and JWKS over HTTP)."""
+    client = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=moto_server)
+    created = create_pool(client)
+    _configure(settings, created)
+    settings.COGNITO_MFA_ENDPOINT_URL = moto_server
+    settings.COGNITO_MFA_JWKS_URL = f"{moto_server}/{created.pool_id}/.well-known/jwks.json"
+    return created
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def alice(pool: Pool) -> str:
+    pool.create_user("alice", email="alice@example.com")
+    return pool.access_token("alice")
+
+
+@pytest.fixture
+def alice_api(api: APIClient, alice: str) -> APIClient:
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {alice}")
+    return api
+
+
+class SignalLog:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [kwargs for event, kwargs in self.events if event == name]
+
+
+SIGNAL_NAMES = [
+    "enrollment_started",
+    "software_token_verified",
+    "verification_failed",
+    "enrollment_locked",
+    "enrollment_expired",
+    "enrollment_cancelled",
+    "mfa_preference_changed",
+]
+
+
+@pytest.fixture
+def signal_log() -> Iterator[SignalLog]:
+    log = SignalLog()
+    receivers = []
+    for name in SIGNAL_NAMES:
+
+        def receiver(sender: Any, _name: str = name, **kwargs: Any) -> None:
+            kwargs.pop("signal", None)
+            log.events.append((_name, {"sender": sender, **kwargs}))
+
+        getattr(signals, name).connect(receiver, weak=False)
+        receivers.append((name, receiver))
+    yield log
+    for name, receiver in receivers:
+        getattr(signals, name).disconnect(receiver)
+
+
+def fresh_code(secret: str = "asdfasdfasdf") -> str:
+    """A code with at least 2 s left in its 30-s step (moto accepts only the current step)."""
+    from tests.support import totp_code
+
+    if time.time() % 30 > 28:
+        time.sleep(30 - time.time() % 30 + 0.05)
+    return totp_code(secret)

@@ -1,0 +1,41 @@
+"""Settings for the test suite: SQLite, or PostgreSQL when COGNITO_MFA_TEST_DATABASE_URL is set."""
+
+import os
+from urllib.parse import urlsplit
+
+from example_project.settings import *  # noqa: F403
+
+SECRET_KEY = "tests-only-secret-key"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+_database_url = os.environ.get("COGNITO_MFA_TEST_DATABASE_URL")
+if _database_url:
+    _parts = urlsplit(_database_url)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _parts.path.lstrip("/") or "cognito_mfa",
+            "USER": _parts.username or "postgres",
+            "PASSWORD": _parts.password or "",
+            "HOST": _parts.hostname or "127.0.0.1",
+            "PORT": str(_parts.port or 5432),
+            "TEST": {"NAME": "test_cognito_mfa"},
+        }
+    }
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+COGNITO_MFA_REGION = "us-east-1"
+COGNITO_MFA_USER_POOL_ID = "us-east-1_placeholder"
+COGNITO_MFA_APP_CLIENT_IDS = ["placeholder"]
+COGNITO_MFA_APP_CLIENT_SECRET = None
+COGNITO_MFA_ENDPOINT_URL = None
+COGNITO_MFA_JWKS_URL = None
+COGNITO_MFA_ENCRYPTION_KEYS = ["Vb4nU5h2q3sWm8yC0dF6gJ9kL1pR7tX2zA4bE6hN8qM="]
+COGNITO_MFA_TOTP_ISSUER = "Example Site"
+COGNITO_MFA_ADAPTER = "tests.support.TestAdapter"
+# Throttles are exercised by their own tests; elsewhere they would only add noise.
+COGNITO_MFA_THROTTLE_RATES = {"start": None, "verify": None, "challenge": None}
