@@ -20,7 +20,7 @@ if _database_url:
             "PASSWORD": _parts.password or "",
             "HOST": _parts.hostname or "127.0.0.1",
             "PORT": str(_parts.port or 5432),
-            "TEST": {"NAME": "test_cognito_mfa"},
+            "TEST": {"NAME": os.environ.get("COGNITO_MFA_TEST_DB_NAME", "test_cognito_mfa")},
         }
     }
 else:
