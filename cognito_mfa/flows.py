@@ -303,6 +303,7 @@ def start_challenge_enrollment(
     associated = client.associate_software_token(session=session)
     # Cognito hands back a new Session: that one continues the challenge.
     next_session = associated.session or session
+    _require_mfa_setup_candidate(cognito_username)
     challenge_token = secrets.token_urlsafe(32)
     user = adapter.get_user_for_cognito_username(cognito_username)
     enrollment = _create_pending(
@@ -328,6 +329,24 @@ def start_challenge_enrollment(
         otpauth_uri=uri,
         challenge_token=challenge_token,
     )
+
+
+def _require_mfa_setup_candidate(cognito_username: str) -> None:
+    """Raise NotFound unless the claimed user could be answering ``MFA_SETUP`` right now.
+
+    The Session is opaque: nothing in it proves that ``username`` is the user it belongs to,
+    and the endpoint takes no login. Cognito asks ``MFA_SETUP`` only of users without any MFA,
+    so a claim naming a user who has MFA is false; refusing it keeps a stranger's valid
+    Session from cancelling that user's enrollments, spending their failure budget or turning
+    their MFA preference. Checked after ``AssociateSoftwareToken`` so only a caller holding a
+    live Session can learn anything, and an unknown user answers like a user with MFA.
+    """
+    try:
+        state = get_client().admin_get_user(username=cognito_username)
+    except exc.CognitoUserNotFound:
+        raise exc.NotFound() from None
+    if state.mfa_methods:
+        raise exc.NotFound()
 
 
 def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enrollment:
@@ -581,6 +600,7 @@ def verify_enrollment(
     authentication_result: dict[str, Any] | None = None
     preferred = app_settings.SET_PREFERRED
     preference_owed = False
+    completion_outcome: str | None = None
     if is_challenge:
         session = result.session
         if app_settings.CHALLENGE_COMPLETE_AUTH and session:
@@ -592,9 +612,11 @@ def verify_enrollment(
                 )
                 authentication_result = step.authentication_result
                 session = step.session if step.authentication_result is None else None
+                completion_outcome = "ok" if authentication_result is not None else "challenge"
             except exc.CognitoMFAError as error:
                 # The token is verified; the SPA can still answer the challenge itself.
                 logger.warning("cognito_mfa: RespondToAuthChallenge failed with %s", error.code)
+                completion_outcome = error.code
         fresh_token = (authentication_result or {}).get("AccessToken")
         preference_owed = not _turn_on_totp(
             client, enrollment.cognito_username, fresh_token, preferred
@@ -607,6 +629,9 @@ def verify_enrollment(
     enrollment = _mark_verified(
         enrollment, context, lease, device_name or "", preference_owed=preference_owed
     )
+    if completion_outcome is not None:
+        # Whether the server-side RespondToAuthChallenge handed out tokens (never the tokens).
+        _audit(Kind.CHALLENGE_COMPLETED, context, enrollment=enrollment, outcome=completion_outcome)
     return VerifiedEnrollment(
         enrollment=enrollment,
         mfa_enabled=not preference_owed,

@@ -90,7 +90,8 @@ class ChallengeStartSerializer(serializers.Serializer):
 
 
 class ChallengeVerifySerializer(serializers.Serializer):
-    challenge_token = StrictCharField(max_length=128)
+    # Optional here so a missing token answers 404 like a wrong one (the view looks it up).
+    challenge_token = StrictCharField(max_length=128, required=False, default="")
     user_code = UserCodeField()
     friendly_device_name = DeviceNameField()
 

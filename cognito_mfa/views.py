@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from . import exceptions as exc
 from . import flows, serializers
 from .authentication import CognitoAccessTokenAuthentication
-from .models import Enrollment
+from .models import Enrollment, EnrollmentFlow
 from .otpauth import render_qr
 from .throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
 from .tokens import AccessToken
@@ -184,6 +184,9 @@ class EnrollmentVerifyView(CognitoMFAView):
 
     def post(self, request: Request, enrollment_id: str) -> Response:
         enrollment = self.owned_enrollment(request, enrollment_id)
+        if enrollment.flow != EnrollmentFlow.ACCESS_TOKEN:
+            # A sign-in challenge enrollment opens only with its challenge token.
+            raise exc.NotFound()
         body = self.validated(serializers.VerifyEnrollmentSerializer, request)
         verified = flows.verify_enrollment(
             self.context(request),
