@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
@@ -85,8 +86,16 @@ class PreferenceSerializer(serializers.Serializer):
 
 class ChallengeStartSerializer(serializers.Serializer):
     username = StrictCharField(max_length=128)
-    session = StrictCharField(max_length=8192)
+    # Cognito's own bounds: anything outside them is the caller's error (400), not a failed
+    # call to Cognito (botocore refuses it before sending and the app would answer 502).
+    session = StrictCharField(min_length=20, max_length=4096)
     friendly_device_name = DeviceNameField()
+
+    def validate_username(self, value: str) -> str:
+        # Cognito usernames are letters, marks, symbols, numbers and punctuation only.
+        if any(unicodedata.category(char)[0] in "CZ" for char in value):
+            raise serializers.ValidationError(_("Enter a valid username."))
+        return value
 
 
 class ChallengeVerifySerializer(serializers.Serializer):
