@@ -114,6 +114,15 @@ def test_first_sign_in_sets_up_totp_through_the_challenge_endpoints(
     assert_absent(sentinels, "the database dump while pending", pending_dump)
     assert_absent(sentinels, "raw column bytes while pending", pending_raw)
 
+    wrong = requests.post(
+        base + f"challenge/enrollments/{body['id']}/verify/",
+        json={"challenge_token": challenge_token, "user_code": wrong_code(secret)},
+        timeout=15,
+    )
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json()["code"] == "invalid_code"
+    assert wrong.json()["attempts_remaining"] == 4
+
     verified = requests.post(
         base + f"challenge/enrollments/{body['id']}/verify/",
         json={"challenge_token": challenge_token, "user_code": fresh_code(secret)},
@@ -167,7 +176,11 @@ def test_first_sign_in_sets_up_totp_through_the_challenge_endpoints(
         .order_by("id")
         .values_list("kind", "source")
     )
-    expected_kinds = [("started", "challenge"), ("verified", "challenge")]
+    expected_kinds = [
+        ("started", "challenge"),
+        ("verification_failed", "challenge"),
+        ("verified", "challenge"),
+    ]
     if mode != "spa_responds":
         expected_kinds.append(("challenge_completed", "challenge"))
     assert kinds == expected_kinds
@@ -178,6 +191,7 @@ def test_first_sign_in_sets_up_totp_through_the_challenge_endpoints(
     assert verified_signals[0]["user"] is None
     assert verified_signals[0]["actor"] is None
     assert [kw["source"] for kw in signal_log.named("enrollment_started")] == ["challenge"]
+    assert [kw["code"] for kw in signal_log.named("verification_failed")] == ["invalid_code"]
 
     # Sentinels: nowhere in the database, the logs, the signal kwargs or the audit rows.
     dump, raw = database_dump()
