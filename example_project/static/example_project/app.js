@@ -356,8 +356,7 @@
     $("copy-status").textContent = "";
     $("enroll-expires").textContent = "This QR code works until " + timeOf(data.expires_at) + ".";
     $("user-code").value = "";
-    $("verify-form").hidden = false;
-    $("restart-row").hidden = true;
+    setEnrollmentOpen(true);
     show("view-enroll");
   }
 
@@ -378,10 +377,17 @@
     });
   }
 
+  // A locked, expired or finished enrollment's QR code and key are useless: take them away.
+  function setEnrollmentOpen(open) {
+    ["enroll-intro", "qr-block", "secret-block", "verify-form"].forEach(function (id) {
+      $(id).hidden = !open;
+    });
+    $("restart-row").hidden = open;
+  }
+
   function enrollmentOver(error) {
     if (ENROLLMENT_OVER.indexOf(error.code) >= 0 || (error.code === "invalid_code" && error.data.attempts_remaining === 0)) {
-      $("verify-form").hidden = true;
-      $("restart-row").hidden = false;
+      setEnrollmentOpen(false);
     }
   }
 
