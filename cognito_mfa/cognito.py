@@ -40,6 +40,8 @@ ERROR_MAP: dict[str, type[exc.CognitoMFAError]] = {
     # the user has no verified token, so TOTP cannot be enabled
     "SoftwareTokenMFANotFoundException": exc.SoftwareTokenMissing,
     "UserNotFoundException": exc.CognitoUserNotFound,
+    # a NEW_PASSWORD_REQUIRED answer whose password breaks the pool's policy
+    "InvalidPasswordException": exc.InvalidInput,
     # Cognito is busy or failing: nothing changed, try later
     "TooManyRequestsException": exc.CognitoUnavailable,
     "LimitExceededException": exc.CognitoUnavailable,
