@@ -618,6 +618,10 @@ def verify_enrollment(
                 logger.warning("cognito_mfa: RespondToAuthChallenge failed with %s", error.code)
                 completion_outcome = error.code
         fresh_token = (authentication_result or {}).get("AccessToken")
+        if fresh_token is not None and not _token_names(fresh_token, enrollment.cognito_username):
+            # The Session belonged to someone else than the username the caller claimed.
+            logger.warning("cognito_mfa: MFA_SETUP tokens name another user than claimed")
+            raise exc.NotFound()
         preference_owed = not _turn_on_totp(
             client, enrollment.cognito_username, fresh_token, preferred
         )
@@ -639,6 +643,21 @@ def verify_enrollment(
         session=session,
         authentication_result=authentication_result,
     )
+
+
+def _token_names(access_token: str, cognito_username: str) -> bool:
+    """Tell whether a token Cognito just handed us belongs to ``cognito_username``.
+
+    The signature is not checked: the token came straight from Cognito over TLS, and only
+    its ``username``/``sub`` claim is compared, never trusted for authorisation.
+    """
+    import jwt
+
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return cognito_username in (claims.get("username"), claims.get("sub"))
 
 
 def _challenge_client_id() -> str:

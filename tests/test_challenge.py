@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import jwt
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -356,8 +357,10 @@ def test_confidential_client_sends_the_exact_secret_hash_and_uses_the_fresh_toke
 ) -> None:
     # moto does not check SECRET_HASH on RespondToAuthChallenge(MFA_SETUP): pin it here.
     stub_settings.COGNITO_MFA_APP_CLIENT_SECRET = "s3cr3t-of-the-app-client"
+    # Cognito's tokens name the user; the app checks the name matches the claimed one.
+    access_token = jwt.encode({"username": "mona", "token_use": "access"}, "k" * 32)
     tokens = {
-        "AccessToken": "stub.access.token",
+        "AccessToken": access_token,
         "IdToken": "stub.id.token",
         "RefreshToken": "stub-refresh",
         "ExpiresIn": 3600,
@@ -390,7 +393,7 @@ def test_confidential_client_sends_the_exact_secret_hash_and_uses_the_fresh_toke
             "set_user_mfa_preference",
             {},
             {
-                "AccessToken": "stub.access.token",
+                "AccessToken": access_token,
                 "SoftwareTokenMfaSettings": {"Enabled": True, "PreferredMfa": True},
             },
         )
@@ -413,6 +416,33 @@ def test_confidential_client_sends_the_exact_secret_hash_and_uses_the_fresh_toke
     }
     completed = AuditEvent.objects.get(kind="challenge_completed")
     assert (completed.outcome, completed.source) == ("ok", "challenge")
+
+
+@pytest.mark.django_db
+def test_tokens_of_another_user_than_claimed_are_refused(
+    api: APIClient, stub_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller holding their own MFA_SETUP Session claims someone else's username.
+    stub_settings.COGNITO_MFA_APP_CLIENT_SECRET = "s3cr3t-of-the-app-client"
+    someone_else = jwt.encode({"username": "mallory", "token_use": "access"}, "k" * 32)
+    tokens = {"AccessToken": someone_else, "IdToken": "x.y.z", "ExpiresIn": 3600}
+    with stubbed_app_client(monkeypatch) as stubber:
+        queue_start(stubber)
+        started = start(api, "mona", SESSION).json()
+        stubber.add_response("verify_software_token", {"Status": "SUCCESS", "Session": SESSION_3})
+        stubber.add_response(
+            "respond_to_auth_challenge", {"AuthenticationResult": tokens, "ChallengeParameters": {}}
+        )
+        response = api.post(
+            verify_url(started["id"]),
+            {"challenge_token": started["challenge_token"], "user_code": "654321"},
+            "json",
+        )
+        # No SetUserMFAPreference / AdminSetUserMFAPreference was queued: none was sent.
+        stubber.assert_no_pending_responses()
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert someone_else not in response.content.decode()
 
 
 @pytest.mark.django_db
