@@ -560,6 +560,8 @@ def test_no_admin_page_shows_secret_token_or_session(
         for what, sentinel in sentinels.items():
             assert sentinel not in html, f"{what} on the {name}"
         assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", html), f"a JWT on the {name}"
+        for field in ("encrypted_credential", "challenge_token_hash", "verify_lease_until"):
+            assert field not in html, f"{field} on the {name}"
     for entry in LogEntry.objects.all():
         for sentinel in sentinels.values():
             assert sentinel not in entry.change_message
