@@ -138,6 +138,19 @@ class VerifyResult:
 
 
 @dataclass(frozen=True)
+class RawVerifyResponse:
+    """``VerifySoftwareToken``'s answer as Cognito gave it (the AWS CLI mirror prints it).
+
+    ``error_code`` is Cognito's error code when it refused the call; its message is never kept
+    (it can contain the token).
+    """
+
+    status: str | None
+    session: str | None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
 class MFAState:
     """A user's MFA settings as Cognito reports them."""
 
@@ -292,6 +305,31 @@ class CognitoClient:
             raise exc.InvalidCode()
         return VerifyResult(session=response.get("Session"))
 
+    def verify_software_token_raw(
+        self,
+        *,
+        access_token: str | None = None,
+        session: str | None = None,
+        user_code: str,
+        device_name: str | None = None,
+    ) -> RawVerifyResponse:
+        """Call ``VerifySoftwareToken`` and return Cognito's ``Status``/``Session`` or error code.
+
+        Unlike :meth:`verify_software_token` nothing is interpreted: a refusal by Cognito comes
+        back as ``error_code``; only transport and configuration problems raise.
+        """
+        params: dict[str, Any] = {**self._credential(access_token, session), "UserCode": user_code}
+        if device_name:
+            params["FriendlyDeviceName"] = device_name
+        with self._mapped_errors("VerifySoftwareToken"):
+            try:
+                response = self.client.verify_software_token(**params)
+            except botocore.exceptions.ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", "Unknown"))
+                logger.info("Cognito VerifySoftwareToken failed with %s", code)
+                return RawVerifyResponse(status=None, session=None, error_code=code)
+        return RawVerifyResponse(status=response.get("Status"), session=response.get("Session"))
+
     def set_user_mfa_preference(self, *, access_token: str, enabled: bool, preferred: bool) -> None:
         """Turn the caller's TOTP MFA on or off, and make it preferred or not."""
         with self._mapped_errors("SetUserMFAPreference"):
@@ -397,6 +435,24 @@ class CognitoClient:
         except exc.CognitoConfigurationError:
             return False
         return True
+
+
+def cli_skeleton(operation: str, kind: str) -> dict[str, Any]:
+    """Return the JSON skeleton the AWS CLI prints for ``--generate-cli-skeleton <kind>``.
+
+    Built from botocore's service model by the CLI's rule: ``input`` leaves every member
+    empty (member order as in the model); ``output`` fills each member with its own name.
+    """
+    import botocore.session
+    import botocore.utils
+
+    model = botocore.session.get_session().get_service_model("cognito-idp")
+    operation_model = model.operation_model(operation)
+    shape = operation_model.input_shape if kind == "input" else operation_model.output_shape
+    if shape is None:
+        return {}
+    generator = botocore.utils.ArgumentGenerator(use_member_names=kind == "output")
+    return dict(generator.generate_skeleton(shape))
 
 
 _lock = threading.Lock()

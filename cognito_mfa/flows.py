@@ -842,3 +842,190 @@ def set_preference(
             preferred=preferred and enabled,
         )
     return _status_payload(user, client.get_user(access_token=token.raw))
+
+
+# --- admin and operations ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    cognito_username: str
+    token_deleted: bool  # False where botocore or the endpoint has no AdminDeleteSoftwareToken
+
+
+def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResult:
+    """Turn a user's TOTP MFA off in Cognito and remove the software token where possible.
+
+    Uses the IAM-authorised ``AdminSetUserMFAPreference`` and ``AdminDeleteSoftwareToken``;
+    the user's consecutive wrong codes are forgotten so they can enroll again at once.
+    """
+    client = get_client()
+    client.admin_set_user_mfa_preference(username=cognito_username, enabled=False, preferred=False)
+    token_deleted = client.admin_delete_software_token(username=cognito_username)
+    with transaction.atomic():
+        reset_failure_budget(cognito_username)
+        _audit(
+            Kind.MFA_RESET,
+            context,
+            user=user,
+            cognito_username=cognito_username,
+            detail={"token_deleted": token_deleted},
+        )
+        _send_on_commit(
+            signals.mfa_preference_changed,
+            user=user,
+            request=context.request,
+            source=context.source,
+            actor=_actor(context, user),
+            enabled=False,
+            preferred=False,
+        )
+    return ResetResult(cognito_username=cognito_username, token_deleted=token_deleted)
+
+
+def refresh_mfa_states(context: Context, usernames: Any) -> dict[str, MFAState | str]:
+    """Read the MFA state of many Cognito users (``AdminGetUser``); value: state or error code.
+
+    Owed preferences of these users are completed first, so the states read are current.
+    At most ``COGNITO_MFA_ADMIN_REFRESH_CONCURRENCY`` calls are in flight at once: enough to
+    read hundreds of users in seconds, few enough to stay inside the account's request quota
+    (the client's standard retry mode absorbs an occasional ``TooManyRequestsException``).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = list(dict.fromkeys(str(name) for name in usernames if name))
+    if not names:
+        return {}
+    owed = Enrollment.objects.filter(
+        cognito_username__in=names, status=EnrollmentStatus.VERIFIED, preference_pending=True
+    ).select_related("user")
+    for enrollment in owed:
+        try:
+            complete_owed_preference(enrollment, context)
+        except exc.CognitoMFAError as error:
+            logger.warning("cognito_mfa: completing an owed preference failed with %s", error.code)
+
+    client = get_client()
+
+    def read(name: str) -> MFAState | str:
+        # Worker threads only talk to Cognito; the database is used from this thread alone.
+        try:
+            return client.admin_get_user(username=name)
+        except exc.CognitoMFAError as error:
+            return error.code
+
+    workers = max(1, min(app_settings.ADMIN_REFRESH_CONCURRENCY, len(names)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cognito-mfa-refresh") as pool:
+        results = dict(zip(names, pool.map(read, names), strict=True))
+
+    users = dict(
+        Enrollment.objects.filter(cognito_username__in=names, user__isnull=False)
+        # Oldest first, so the dict keeps each name's newest user.
+        .order_by("created_at")
+        .values_list("cognito_username", "user_id")
+    )
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                user_id=users.get(name),
+                cognito_username=name,
+                actor=context.actor,
+                kind=Kind.STATE_REFRESHED,
+                source=context.source,
+                outcome="ok" if isinstance(state, MFAState) else state,
+                ip_address=context.ip_address,
+                detail=(
+                    {
+                        "software_token_mfa_enabled": state.software_token_mfa_enabled,
+                        "preferred_mfa": state.preferred_mfa,
+                    }
+                    if isinstance(state, MFAState)
+                    else {}
+                ),
+                created_at=now(),
+            )
+            for name, state in results.items()
+        ]
+    )
+    return results
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    expired: int
+    deleted_enrollments: int
+    deleted_events: int
+    preferences_completed: int
+    preferences_failed: int
+
+
+def expire_stale_enrollments(context: Context, *, batch_size: int = 500) -> int:
+    """Expire every pending enrollment past ``expires_at``; return how many this call expired.
+
+    Safe on several hosts at once: each row changes by compare-and-set in
+    :func:`expire_enrollment`, so it is expired (and signalled) exactly once.
+    """
+    expired = 0
+    seen: set[Any] = set()
+    while True:
+        timestamp = now()
+        batch = list(
+            Enrollment.objects.stale(timestamp)
+            # A verify holding the lease finishes first (its Cognito call is under way).
+            .filter(Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=timestamp))
+            .exclude(pk__in=seen)
+            .select_related("user")
+            .order_by("expires_at")[:batch_size]
+        )
+        if not batch:
+            return expired
+        for enrollment in batch:
+            seen.add(enrollment.pk)
+            if expire_enrollment(enrollment, context):
+                expired += 1
+
+
+def purge_finished(older_than: timedelta | None = None) -> tuple[int, int]:
+    """Delete finished enrollments and audit events older than the retention period.
+
+    Return ``(enrollments, audit events)`` deleted. Pending rows are never deleted here.
+    """
+    from .models import TERMINAL_STATUSES
+
+    cutoff = now() - (older_than if older_than is not None else app_settings.RETENTION)
+    events, _ = AuditEvent.objects.filter(created_at__lt=cutoff).delete()
+    finished = Enrollment.objects.filter(status__in=TERMINAL_STATUSES).filter(
+        Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
+    )
+    _, per_model = finished.delete()
+    return per_model.get(Enrollment._meta.label, 0), events
+
+
+def complete_owed_preferences(context: Context) -> tuple[int, int]:
+    """Complete every owed ``SetUserMFAPreference``; return ``(completed, failed)``."""
+    completed = failed = 0
+    owed = Enrollment.objects.filter(
+        status=EnrollmentStatus.VERIFIED, preference_pending=True
+    ).select_related("user")
+    for enrollment in owed.iterator():
+        try:
+            if complete_owed_preference(enrollment, context):
+                completed += 1
+        except exc.CognitoMFAError as error:
+            failed += 1
+            logger.warning("cognito_mfa: completing an owed preference failed with %s", error.code)
+    return completed, failed
+
+
+def cleanup(context: Context) -> CleanupReport:
+    """Expire stale enrollments, complete owed preferences, purge what retention allows."""
+    expired = expire_stale_enrollments(context)
+    completed, failed = complete_owed_preferences(context)
+    deleted_enrollments, deleted_events = purge_finished()
+    return CleanupReport(
+        expired=expired,
+        deleted_enrollments=deleted_enrollments,
+        deleted_events=deleted_events,
+        preferences_completed=completed,
+        preferences_failed=failed,
+    )

@@ -1,0 +1,594 @@
+"""Django admin: enrollments and their audit trail, and the help desk's actions.
+
+Rows change only through actions, and every action calls a flow (never Cognito directly), so
+the attempt cap, the lock, the audit trail and the signals are the same as for the REST API.
+Neither the stored credential nor the challenge-token hash is ever put on a page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from . import exceptions as exc
+from . import flows
+from .adapter import get_adapter
+from .cognito import MFAState
+from .conf import app_settings
+from .models import AuditEvent, Enrollment, EnrollmentStatus
+from .serializers import USER_CODE_PATTERN
+
+# What the admin is told for each error code (flows raise English text; this is translatable).
+ERROR_MESSAGES = {
+    "invalid_code": _("The code was not accepted."),
+    "enrollment_locked": _("Too many wrong codes: the enrollment is locked."),
+    "enrollment_not_pending": _("The enrollment is no longer pending."),
+    "enrollment_expired": _("The enrollment has expired: the user has to start a new one."),
+    "throttled": _("Too many attempts for this user. Try again later."),
+    "cognito_unavailable": _("Cognito is unavailable. Nothing was changed; try again shortly."),
+    "cognito_error": _("Cognito refused the request; see the server log for the reason."),
+    "not_found": _("The Cognito user does not exist."),
+    "token_invalid": _("Cognito no longer accepts the stored sign-in of this user."),
+    "invalid": _("The request was not valid."),
+}
+
+
+def error_message(code: str) -> str:
+    """Return the translated admin message for an error code."""
+    message = ERROR_MESSAGES.get(code)
+    if message is None:
+        return gettext("The request failed (%(code)s).") % {"code": code}
+    return str(message)
+
+
+class CodeInput(forms.TextInput):
+    """A text box for the 6-digit code that never writes the code back into the page."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
+
+
+class VerifyDeviceForm(forms.Form):
+    """The code the user reads out, and the name their device will carry in Cognito."""
+
+    user_code = forms.CharField(
+        label=_("Code from the user's authenticator app"),
+        strip=False,
+        max_length=6,
+        widget=CodeInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "pattern": "[0-9]{6}",
+                "maxlength": "6",
+                "autofocus": True,
+            }
+        ),
+    )
+    friendly_device_name = forms.CharField(label=_("Device name"), max_length=128, required=False)
+
+    def clean_user_code(self) -> str:
+        code = self.cleaned_data["user_code"]
+        # The API's rule: six ASCII digits (``\d`` would let other scripts' digits through).
+        if not USER_CODE_PATTERN.fullmatch(code):
+            raise forms.ValidationError(
+                _("Enter the 6-digit code from the user's authenticator app."), code="invalid"
+            )
+        return str(code)
+
+    def clean_friendly_device_name(self) -> str:
+        name = str(self.cleaned_data.get("friendly_device_name") or "")
+        if any(ord(char) < 32 or ord(char) == 127 for char in name):
+            raise forms.ValidationError(_("Control characters are not allowed."), code="invalid")
+        return name
+
+
+class AuditEventInline(admin.TabularInline):
+    """The enrollment's audit trail, newest first, read-only."""
+
+    model = AuditEvent
+    fields = ("created_at", "kind", "outcome", "source", "actor", "ip_address", "detail")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        return super().get_queryset(request).select_related("actor")
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    """Enrollments, read-only except through the actions."""
+
+    list_display = (
+        "cognito_username",
+        "user",
+        "flow",
+        "status",
+        "friendly_device_name",
+        "attempts",
+        "created_at",
+        "expires_at",
+        "verified_at",
+        "verified_by",
+    )
+    list_filter = ("status", "flow")
+    list_select_related = ("user", "verified_by")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    # Everything a help desk needs; the credential, the challenge-token hash and the lease
+    # are deliberately absent from every list, form and history entry.
+    fields = (
+        "id",
+        "user",
+        "cognito_username",
+        "flow",
+        "status",
+        "friendly_device_name",
+        "attempts",
+        "created_at",
+        "expires_at",
+        "credential_expires_at",
+        "verified_at",
+        "verified_by",
+        "finished_at",
+        "preference_pending",
+    )
+    readonly_fields = fields
+    inlines = [AuditEventInline]
+    actions = ["verify_device", "cancel_enrollments", "reset_totp", "refresh_mfa_state"]
+
+    # --- what is visible ----------------------------------------------------------------
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        user_model = get_user_model()
+        names = ["cognito_username", f"user__{user_model.USERNAME_FIELD}"]
+        email_field = user_model.get_email_field_name()
+        if any(field.name == email_field for field in user_model._meta.get_fields()):
+            names.append(f"user__{email_field}")
+        return names
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        # Bulk deletion would skip the per-row rule below (pending rows are cancelled instead).
+        found.pop("delete_selected", None)
+        return found
+
+    # --- permissions --------------------------------------------------------------------
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Enrollments start with the user's own Cognito sign-in, never in the admin.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None:
+            # The change form is a read-only view: saving it could overwrite a concurrent
+            # transition. The model-level permission still gates the actions.
+            return False
+        return super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_pending:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def has_verify_permission(self, request: HttpRequest) -> bool:
+        """Tell whether the admin may verify a device with the user's code."""
+        opts = self.opts
+        return bool(request.user.has_perm(f"{opts.app_label}.verify_enrollment"))
+
+    def has_reset_permission(self, request: HttpRequest) -> bool:
+        """Tell whether the admin may turn a user's TOTP off (change + verify permissions)."""
+        return self.has_change_permission(request) and self.has_verify_permission(request)
+
+    # --- helpers ------------------------------------------------------------------------
+    def _context(self, request: HttpRequest) -> flows.Context:
+        return flows.Context.build("admin", request, actor=request.user)
+
+    def _is_own(self, request: HttpRequest, enrollment: Enrollment) -> bool:
+        user: Any = request.user
+        if enrollment.user_id is not None and enrollment.user_id == user.pk:
+            return True
+        return enrollment.cognito_username == get_adapter().get_cognito_username(user)
+
+    def _page(
+        self,
+        request: HttpRequest,
+        template: str,
+        queryset: QuerySet[Enrollment],
+        action: str,
+        title: str,
+        **extra: Any,
+    ) -> TemplateResponse:
+        opts = self.opts
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "subtitle": None,
+            "opts": opts,
+            "app_label": opts.app_label,
+            "action_name": action,
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+            **extra,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            [
+                f"admin/{opts.app_label}/{opts.model_name}/{template}",
+                f"admin/{opts.app_label}/{template}",
+            ],
+            context,
+        )
+
+    # --- Verify device with code ---------------------------------------------------------
+    @admin.action(description=_("Verify device with code"), permissions=["verify"])
+    def verify_device(
+        self, request: HttpRequest, queryset: QuerySet[Enrollment]
+    ) -> HttpResponse | None:
+        """Verify one pending enrollment with the code the user reads out."""
+        if not self.has_verify_permission(request):
+            # get_actions already hides the action; this guards a hand-made POST as well.
+            self.message_user(request, gettext("You may not verify enrollments."), messages.ERROR)
+            return None
+        selected = list(queryset.select_related("user")[:2])
+        if len(selected) != 1:
+            self.message_user(
+                request,
+                gettext("Select exactly one pending enrollment to verify."),
+                messages.WARNING,
+            )
+            return None
+        enrollment = selected[0]
+        if not enrollment.is_pending:
+            self.message_user(
+                request,
+                gettext("%(name)s is not pending: only a pending enrollment can be verified.")
+                % {"name": enrollment.cognito_username},
+                messages.WARNING,
+            )
+            return None
+        if self._is_own(request, enrollment):
+            self.message_user(
+                request,
+                gettext("You cannot verify your own enrollment; ask another administrator."),
+                messages.ERROR,
+            )
+            return None
+
+        if request.POST.get("post") == "yes":
+            form = VerifyDeviceForm(request.POST)
+            if form.is_valid():
+                response = self._verify(request, enrollment, form)
+                if response is None:
+                    return None
+        else:
+            form = VerifyDeviceForm(
+                initial={"friendly_device_name": enrollment.friendly_device_name}
+            )
+        return self._verify_page(request, enrollment, form)
+
+    def _verify_page(
+        self, request: HttpRequest, enrollment: Enrollment, form: VerifyDeviceForm
+    ) -> TemplateResponse:
+        enrollment.refresh_from_db()
+        valid_until: datetime = enrollment.expires_at
+        if enrollment.credential_expires_at is not None:
+            valid_until = min(valid_until, enrollment.credential_expires_at)
+        return self._page(
+            request,
+            "verify_device.html",
+            Enrollment.objects.filter(pk=enrollment.pk),
+            "verify_device",
+            gettext("Verify device with code"),
+            enrollment=enrollment,
+            form=form,
+            valid_until=valid_until,
+            attempts_remaining=max(app_settings.MAX_ATTEMPTS - enrollment.attempts, 0),
+        )
+
+    def _verify(
+        self, request: HttpRequest, enrollment: Enrollment, form: VerifyDeviceForm
+    ) -> TemplateResponse | None:
+        """Run the verify flow; return the form page again while another try is possible."""
+        name = enrollment.cognito_username
+        device_name = form.cleaned_data["friendly_device_name"]
+        try:
+            verified = flows.verify_enrollment(
+                self._context(request),
+                enrollment=enrollment,
+                user_code=form.cleaned_data["user_code"],
+                device_name=device_name or None,
+            )
+        except exc.InvalidCode as error:
+            remaining = error.attempts_remaining or 0
+            # The LogEntry names the outcome only: never the code that was typed.
+            self.log_change(request, enrollment, gettext("Verification with a code failed."))
+            if remaining <= 0:
+                self.message_user(
+                    request,
+                    gettext(
+                        "The code for %(name)s was not accepted. Too many wrong codes: "
+                        "the enrollment is locked."
+                    )
+                    % {"name": name},
+                    messages.ERROR,
+                )
+                return None
+            self.message_user(
+                request,
+                ngettext(
+                    "The code for %(name)s was not accepted. %(count)d attempt remains.",
+                    "The code for %(name)s was not accepted. %(count)d attempts remain.",
+                    remaining,
+                )
+                % {"name": name, "count": remaining},
+                messages.ERROR,
+            )
+            return self._verify_page(
+                request, enrollment, VerifyDeviceForm(initial={"friendly_device_name": device_name})
+            )
+        except exc.CognitoMFAError as error:
+            self.message_user(
+                request,
+                gettext("%(name)s could not be verified: %(reason)s")
+                % {"name": name, "reason": error_message(error.code)},
+                messages.ERROR,
+            )
+            return None
+        self.log_change(
+            request,
+            verified.enrollment,
+            gettext("Verified the device with a code read out by the user."),
+        )
+        if verified.mfa_enabled:
+            self.message_user(
+                request,
+                gettext("The device of %(name)s is verified and TOTP MFA is on.") % {"name": name},
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                gettext(
+                    "The device of %(name)s is verified, but Cognito could not turn TOTP MFA on "
+                    "yet; \u201cRefresh MFA state from Cognito\u201d or the cleanup command "
+                    "will retry."
+                )
+                % {"name": name},
+                messages.WARNING,
+            )
+        return None
+
+    # --- Cancel -------------------------------------------------------------------------
+    @admin.action(description=_("Cancel selected pending enrollments"), permissions=["change"])
+    def cancel_enrollments(
+        self, request: HttpRequest, queryset: QuerySet[Enrollment]
+    ) -> HttpResponse | None:
+        """Cancel the selected pending enrollments after a confirmation page."""
+        pending = list(queryset.filter(status=EnrollmentStatus.PENDING).select_related("user"))
+        if not pending:
+            self.message_user(
+                request, gettext("None of the selected enrollments is pending."), messages.WARNING
+            )
+            return None
+        if request.POST.get("post") != "yes":
+            return self._page(
+                request,
+                "cancel_confirmation.html",
+                queryset,
+                "cancel_enrollments",
+                gettext("Cancel enrollments"),
+                enrollments=pending,
+                skipped=queryset.count() - len(pending),
+            )
+        context = self._context(request)
+        cancelled = 0
+        for enrollment in pending:
+            try:
+                flows.cancel_enrollment(enrollment, context)
+            except exc.EnrollmentNotPending:
+                continue
+            cancelled += 1
+            self.log_change(request, enrollment, gettext("Cancelled the enrollment."))
+        self.message_user(
+            request,
+            ngettext(
+                "Cancelled %(count)d enrollment.", "Cancelled %(count)d enrollments.", cancelled
+            )
+            % {"count": cancelled},
+            messages.SUCCESS if cancelled else messages.WARNING,
+        )
+        if cancelled < len(pending):
+            busy = len(pending) - cancelled
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d enrollment was no longer pending and was left as it is.",
+                    "%(count)d enrollments were no longer pending and were left as they are.",
+                    busy,
+                )
+                % {"count": busy},
+                messages.WARNING,
+            )
+        return None
+
+    # --- Reset TOTP ---------------------------------------------------------------------
+    @admin.action(description=_("Reset TOTP of the selected users"), permissions=["reset"])
+    def reset_totp(
+        self, request: HttpRequest, queryset: QuerySet[Enrollment]
+    ) -> HttpResponse | None:
+        """Turn TOTP off in Cognito for the selected rows' users, after a confirmation page."""
+        if not self.has_reset_permission(request):
+            self.message_user(request, gettext("You may not reset TOTP."), messages.ERROR)
+            return None
+        targets: dict[str, Enrollment] = {}
+        own = False
+        for enrollment in queryset.select_related("user").order_by("-created_at"):
+            if self._is_own(request, enrollment):
+                own = True
+                continue
+            targets.setdefault(enrollment.cognito_username, enrollment)
+        if own:
+            self.message_user(
+                request,
+                gettext("You cannot reset your own TOTP here; your own row was left out."),
+                messages.WARNING,
+            )
+        if not targets:
+            return None
+        if request.POST.get("post") != "yes":
+            return self._page(
+                request,
+                "reset_totp_confirmation.html",
+                queryset,
+                "reset_totp",
+                gettext("Reset TOTP"),
+                targets=list(targets.values()),
+            )
+        context = self._context(request)
+        done = 0
+        for name, enrollment in targets.items():
+            try:
+                flows.reset_totp(context, name, enrollment.user)
+            except exc.CognitoMFAError as error:
+                self.message_user(
+                    request,
+                    gettext("TOTP of %(name)s could not be reset: %(reason)s")
+                    % {"name": name, "reason": error_message(error.code)},
+                    messages.ERROR,
+                )
+                continue
+            done += 1
+            self.log_change(request, enrollment, gettext("Reset the user's TOTP MFA in Cognito."))
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "TOTP MFA was turned off for %(count)d user.",
+                    "TOTP MFA was turned off for %(count)d users.",
+                    done,
+                )
+                % {"count": done},
+                messages.SUCCESS,
+            )
+        return None
+
+    # --- Refresh MFA state --------------------------------------------------------------
+    @admin.action(description=_("Refresh MFA state from Cognito"), permissions=["change"])
+    def refresh_mfa_state(
+        self, request: HttpRequest, queryset: QuerySet[Enrollment]
+    ) -> HttpResponse | None:
+        """Read each selected user's MFA state from Cognito and show it per row."""
+        rows = list(queryset.select_related("user"))
+        states = flows.refresh_mfa_states(
+            self._context(request), [row.cognito_username for row in rows]
+        )
+        results = []
+        for row in rows:
+            state = states.get(row.cognito_username)
+            if isinstance(state, MFAState):
+                results.append({"enrollment": row, "state": state, "error": None})
+            else:
+                results.append(
+                    {"enrollment": row, "state": None, "error": error_message(str(state))}
+                )
+        read = sum(isinstance(state, MFAState) for state in states.values())
+        failed = len(states) - read
+        self.message_user(
+            request,
+            ngettext(
+                "Read the MFA state of %(count)d user from Cognito.",
+                "Read the MFA state of %(count)d users from Cognito.",
+                read,
+            )
+            % {"count": read},
+            messages.SUCCESS,
+        )
+        if failed:
+            self.message_user(
+                request,
+                ngettext(
+                    "The MFA state of %(count)d user could not be read.",
+                    "The MFA state of %(count)d users could not be read.",
+                    failed,
+                )
+                % {"count": failed},
+                messages.WARNING,
+            )
+        return self._page(
+            request,
+            "refresh_results.html",
+            queryset,
+            "refresh_mfa_state",
+            gettext("MFA state from Cognito"),
+            results=results,
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only (the cleanup command applies the retention period)."""
+
+    list_display = (
+        "created_at",
+        "kind",
+        "outcome",
+        "source",
+        "cognito_username",
+        "user",
+        "actor",
+        "ip_address",
+        "enrollment",
+    )
+    list_filter = ("kind", "source", "outcome")
+    list_select_related = ("user", "actor", "enrollment")
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "kind",
+        "outcome",
+        "source",
+        "cognito_username",
+        "user",
+        "actor",
+        "ip_address",
+        "enrollment",
+        "detail",
+    )
+    readonly_fields = fields
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        user_model = get_user_model()
+        return ["cognito_username", f"user__{user_model.USERNAME_FIELD}"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

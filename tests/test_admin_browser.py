@@ -1,0 +1,106 @@
+"""A help-desk admin verifies a device in a real browser: chromium -> live Django -> moto server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cognito_mfa.models import Enrollment
+from tests.admin_support import make_staff
+from tests.conftest import fresh_code, require_service
+from tests.support import Pool
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("COGNITO_MFA_TEST_CHROMIUM", "/usr/bin/chromium")
+# Refreshed with COGNITO_MFA_UPDATE_SCREENSHOTS=1.
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "admin-verify.png"
+
+
+@pytest.fixture
+def chromium(monkeypatch: pytest.MonkeyPatch) -> Any:
+    executable = shutil.which(CHROMIUM) or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
+    require_service("chromium", executable is not None, f"no executable at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:  # pragma: no cover - playwright is a test dependency
+        require_service("playwright", False, str(error))
+        raise
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
+    # test makes between browser steps are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_help_desk_verifies_a_device_in_the_browser(
+    live_server: Any, server_pool: Pool, chromium: Any, tmp_path: Path
+) -> None:
+    # The user starts an enrollment through the REST API, as the SPA would.
+    server_pool.create_user("rita", email="rita@example.com")
+    token = server_pool.access_token("rita")
+    started = requests.post(
+        f"{live_server.url}/api/mfa/enrollments/",
+        json={"friendly_device_name": "Rita's phone"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert started.status_code == 201, started.text
+    enrollment_id = started.json()["id"]
+    secret = started.json()["secret_code"]
+    make_staff("helpdesk")
+
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/cognito_mfa/enrollment/")
+    page.fill("#id_username", "helpdesk")
+    page.fill("#id_password", "helpdesk-password-1")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+
+    page.check(f"input[name=_selected_action][value='{enrollment_id}']")
+    page.select_option("select[name=action]", "verify_device")
+    page.click("button[name=index]")
+    page.wait_for_selector("#cognito-mfa-verify-form")
+    assert "rita" in page.inner_text("#cognito-mfa-enrollment-summary")
+    assert page.input_value("#id_friendly_device_name") == "Rita's phone"
+
+    page.fill("#id_user_code", fresh_code(secret))
+    # The README's picture is refreshed on request only: a test run leaves the tree clean.
+    shot = SCREENSHOT if os.environ.get("COGNITO_MFA_UPDATE_SCREENSHOTS") else tmp_path / "v.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    page.click("#cognito-mfa-verify-form input[type=submit]")
+
+    page.wait_for_selector("ul.messagelist li.success")
+    message = page.inner_text("ul.messagelist li.success")
+    assert "The device of rita is verified and TOTP MFA is on." in message
+    row = page.locator("#result_list tbody tr", has_text="rita")
+    assert "verified" in row.inner_text()
+    page.close()
+
+    enrollment = Enrollment.objects.get(pk=enrollment_id)
+    assert enrollment.status == "verified"
+    assert enrollment.verified_by is not None
+    assert enrollment.verified_by.username == "helpdesk"
+    state = server_pool.mfa_state("rita")
+    assert state["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
