@@ -80,7 +80,8 @@ def test_backoff_doubles_survives_a_new_enrollment_and_resets_after_success(
 
     clock.shift(timedelta(seconds=31))
     locked = _verify(alice_api, first, wrong_code())  # 2 over: 60 s; the enrollment locks
-    assert locked.status_code == 400 and locked.json()["attempts_remaining"] == 0
+    assert locked.status_code == 400
+    assert locked.json()["attempts_remaining"] == 0
     _assert_throttled(_start(alice_api), 61)
 
     clock.shift(timedelta(seconds=61))

@@ -140,7 +140,8 @@ def test_verify_fault_is_sent_once_not_counted_and_changes_nothing(
     # The code may have reached Cognito: a second send could spend it twice.
     assert faults.sends["VerifySoftwareToken"] == 1
     assert _row(enrollment_id) == before
-    assert before["attempts"] == 0 and before["lease"] is None
+    assert before["attempts"] == 0
+    assert before["lease"] is None
     assert not FailureCounter.objects.exists()
     assert not AuditEvent.objects.filter(kind="verification_failed").exists()
     assert signal_log.named("verification_failed") == []
@@ -220,12 +221,16 @@ def test_owed_preference_is_completed_once_by_the_next_request(
     assert server_pool.mfa_state("fay")["PreferredMfaSetting"] == "SOFTWARE_TOKEN_MFA"
     assert not Enrollment.objects.get(pk=enrollment_id).preference_pending
     (changed,) = signal_log.named("mfa_preference_changed")
-    assert changed["enabled"] is True and changed["preferred"] is True
+    assert changed["enabled"] is True
+    assert changed["preferred"] is True
     assert changed["user"].username == "fay"
     assert changed["source"] == "api"
     if next_request == "status":
         assert first.json()["software_token_mfa_enabled"] is True
-    assert AuditEvent.objects.filter(kind="preference_changed", enrollment_id=enrollment_id).count() == 1
+    assert (
+        AuditEvent.objects.filter(kind="preference_changed", enrollment_id=enrollment_id).count()
+        == 1
+    )
 
     second = next_call()
 

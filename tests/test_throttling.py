@@ -3,6 +3,7 @@ server process (Django's Redis cache), and the client address decided by ``NUM_P
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -23,6 +24,7 @@ from tests.server_support import Gunicorn, migrate, server_environment, temporar
 from tests.support import Pool, create_pool
 
 CHALLENGE = "/api/mfa/challenge/enrollments/"
+RATES = {"start": "2/min", "verify": "3/min", "challenge": "3/min"}
 
 
 # --- NUM_PROXIES: which address the challenge throttle counts -----------------------------------
@@ -139,7 +141,7 @@ def two_servers(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
             CMFA_SERVER_CLIENT_ID=pool.client_id,
             CMFA_SERVER_REDIS_URL=redis_url,
             CMFA_SERVER_REDIS_PREFIX=prefix,
-            CMFA_SERVER_THROTTLE_RATES='{"start": "2/min", "verify": "3/min", "challenge": "3/min"}',
+            CMFA_SERVER_THROTTLE_RATES=json.dumps(RATES),
         )
         migrate(env)
         try:
