@@ -170,6 +170,8 @@ def _assert_throttled(response: requests.Response) -> None:
 
 
 @pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_verify_limit_is_shared_by_both_processes(two_servers: TwoServers) -> None:
     headers = _bearer(two_servers)
     path = f"enrollments/{uuid.uuid4()}/verify/"
@@ -188,6 +190,8 @@ def test_verify_limit_is_shared_by_both_processes(two_servers: TwoServers) -> No
 
 
 @pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_start_limit_is_shared_by_both_processes(two_servers: TwoServers) -> None:
     headers = _bearer(two_servers)
 
@@ -202,6 +206,8 @@ def test_start_limit_is_shared_by_both_processes(two_servers: TwoServers) -> Non
 
 
 @pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_challenge_limit_is_shared_by_both_processes_and_endpoints(
     two_servers: TwoServers,
 ) -> None:
