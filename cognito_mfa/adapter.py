@@ -57,10 +57,16 @@ class DefaultAdapter:
         return email or cognito_username
 
     def get_client_ip(self, request: HttpRequest | None) -> str | None:
-        """Return the address written to audit events (override behind a proxy you trust)."""
+        """Return the address written to audit events.
+
+        The same address the throttles use: ``REMOTE_ADDR``, or the client named in
+        ``X-Forwarded-For`` by the proxies counted in ``REST_FRAMEWORK["NUM_PROXIES"]``.
+        """
         if request is None:
             return None
-        return request.META.get("REMOTE_ADDR") or None
+        from .throttling import client_address
+
+        return client_address(request.META)
 
     def build_boto3_client(self) -> Any:
         """Build the botocore client (once per process); override to inject a session."""

@@ -193,8 +193,15 @@ def secret_hash(username: str, client_id: str, client_secret: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def _never_retry(**_: Any) -> bool:
+def _never_retry(caught_exception: Any = None, **_: Any) -> bool | None:
     # First non-None answer wins in botocore's needs-retry event: False means "do not retry".
+    # A connection that was never made sent nothing, so that one case is safe to repeat
+    # (None hands the decision to the standard retry mode, its attempts and back-off).
+    if isinstance(
+        caught_exception,
+        botocore.exceptions.ConnectTimeoutError | botocore.exceptions.EndpointConnectionError,
+    ):
+        return None
     return False
 
 

@@ -152,8 +152,12 @@ def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
     return enrollment
 
 
-def get_status(*, user: Any, token: AccessToken) -> dict[str, Any]:
-    """Return the user's MFA state from Cognito plus the pending enrollment, if any."""
+def get_status(*, user: Any, token: AccessToken, context: Context | None = None) -> dict[str, Any]:
+    """Return the user's MFA state from Cognito plus the pending enrollment, if any.
+
+    A preference an earlier verify still owes is completed first (``context`` is who asks).
+    """
+    complete_owed_preferences(context or Context.build("api"), cognito_username=token.username)
     state = get_client().get_user(access_token=token.raw)
     return _status_payload(user, state)
 
@@ -269,6 +273,8 @@ def start_enrollment(
     client = get_client()
     adapter = get_adapter()
     check_failure_budget(token.username)
+    # Settle a preference an earlier verify still owes first, so GetUser tells the truth.
+    complete_owed_preferences(context, cognito_username=token.username)
     if client.get_user(access_token=token.raw).software_token_mfa_enabled:
         require_recent_authentication(token)
     associated = client.associate_software_token(access_token=token.raw)
@@ -569,6 +575,14 @@ def verify_enrollment(
     if context.source != "admin":
         check_failure_budget(enrollment.cognito_username)
     lease = _claim(enrollment, context)
+    if context.source != "admin":
+        # Again under the lease: requests that queued behind it passed the first check
+        # before the failures they waited on were counted (the hard limit must hold).
+        try:
+            check_failure_budget(enrollment.cognito_username)
+        except exc.Throttled:
+            _release(enrollment, lease)
+            raise
     try:
         credential = crypto.decrypt(enrollment.encrypted_credential or b"")
     except crypto.CredentialUndecryptable:
@@ -778,6 +792,27 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
                 preferred=preferred,
             )
     return bool(changed)
+
+
+def complete_owed_preferences(context: Context, *, cognito_username: str) -> int:
+    """Complete every preference still owed to this Cognito user; return how many were done.
+
+    Called on the user's next request (``GET status/``, ``POST enrollments/``): one indexed
+    query when nothing is owed. If Cognito is still unavailable the debt stays for later.
+    """
+    owed = Enrollment.objects.filter(
+        cognito_username=cognito_username,
+        status=EnrollmentStatus.VERIFIED,
+        preference_pending=True,
+    ).order_by("-verified_at")
+    done = 0
+    for enrollment in owed:
+        try:
+            done += complete_owed_preference(enrollment, context)
+        except exc.CognitoMFAError as error:
+            logger.warning("cognito_mfa: owed MFA preference still failing with %s", error.code)
+            break
+    return done
 
 
 # --- cancelling, preference -------------------------------------------------------------------

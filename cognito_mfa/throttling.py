@@ -3,11 +3,13 @@ in the cache named by ``COGNITO_MFA_THROTTLE_CACHE`` (share it between processes
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 DEFAULT_RATES: dict[str, str | None] = {
@@ -15,6 +17,29 @@ DEFAULT_RATES: dict[str, str | None] = {
     "verify": "60/hour",
     "challenge": "60/hour",
 }
+
+
+def client_address(meta: Any) -> str | None:
+    """Return the client's address from a request's ``META``, trusting proxies per DRF.
+
+    With ``REST_FRAMEWORK["NUM_PROXIES"] = n`` the n-th address from the right of
+    ``X-Forwarded-For`` is the client (what the closest trusted proxy saw); without it only
+    ``REMOTE_ADDR`` counts. DRF's own default would key on the whole ``X-Forwarded-For``
+    header, which any client can rewrite to get a fresh bucket on every request.
+    """
+    remote_addr = meta.get("REMOTE_ADDR") or None
+    num_proxies = api_settings.NUM_PROXIES
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    if not num_proxies or not forwarded:
+        return remote_addr
+    addresses = [part.strip() for part in forwarded.split(",")]
+    candidate = addresses[-min(int(num_proxies), len(addresses))]
+    try:
+        # A short header means the leftmost entry is the client's own text: keep it only if
+        # it is an address at all (audit rows store it in an address column).
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote_addr
 
 
 class CognitoMFAThrottle(SimpleRateThrottle):
@@ -33,6 +58,9 @@ class CognitoMFAThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         rates = {**DEFAULT_RATES, **getattr(settings, "COGNITO_MFA_THROTTLE_RATES", {})}
         return rates.get(self.scope)
+
+    def get_ident(self, request: Request) -> str:
+        return client_address(request.META) or ""
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if request.user is not None and request.user.is_authenticated:

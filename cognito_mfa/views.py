@@ -136,7 +136,9 @@ class StatusView(CognitoMFAView):
     """``GET status/``: the caller's MFA state in Cognito and any pending enrollment."""
 
     def get(self, request: Request) -> Response:
-        payload = flows.get_status(user=request.user, token=self.token(request))
+        payload = flows.get_status(
+            user=request.user, token=self.token(request), context=self.context(request)
+        )
         return Response(serializers.StatusSerializer(payload).data)
 
 
