@@ -157,7 +157,7 @@ def get_status(*, user: Any, token: AccessToken, context: Context | None = None)
 
     A preference an earlier verify still owes is completed first (``context`` is who asks).
     """
-    complete_owed_preferences(context or Context.build("api"), cognito_username=token.username)
+    complete_owed_preferences_for(context or Context.build("api"), cognito_username=token.username)
     state = get_client().get_user(access_token=token.raw)
     return _status_payload(user, state)
 
@@ -274,7 +274,7 @@ def start_enrollment(
     adapter = get_adapter()
     check_failure_budget(token.username)
     # Settle a preference an earlier verify still owes first, so GetUser tells the truth.
-    complete_owed_preferences(context, cognito_username=token.username)
+    complete_owed_preferences_for(context, cognito_username=token.username)
     if client.get_user(access_token=token.raw).software_token_mfa_enabled:
         require_recent_authentication(token)
     associated = client.associate_software_token(access_token=token.raw)
@@ -794,7 +794,7 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
     return bool(changed)
 
 
-def complete_owed_preferences(context: Context, *, cognito_username: str) -> int:
+def complete_owed_preferences_for(context: Context, *, cognito_username: str) -> int:
     """Complete every preference still owed to this Cognito user; return how many were done.
 
     Called on the user's next request (``GET status/``, ``POST enrollments/``): one indexed
