@@ -146,7 +146,11 @@ def require_recent_authentication(token: AccessToken) -> None:
 
 def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
     """Return the user's enrollment; raise NotFound for an unknown id or someone else's."""
-    enrollment = Enrollment.objects.filter(pk=enrollment_id, user=user).first()
+    # select_related: the flows read enrollment.user (audit rows, signals); one join here
+    # instead of a second query later.
+    enrollment = (
+        Enrollment.objects.select_related("user").filter(pk=enrollment_id, user=user).first()
+    )
     if enrollment is None:
         raise exc.NotFound()
     return enrollment
@@ -184,7 +188,9 @@ def _cancel_pending_for(
     query = Q(cognito_username=cognito_username)
     if user is not None:
         query |= Q(user=user)
-    for old in Enrollment.objects.select_for_update().pending().filter(query):
+    # The audit rows read old.user: join it (locking only the enrollment rows).
+    rows = Enrollment.objects.select_for_update(of=("self",)).select_related("user")
+    for old in rows.pending().filter(query):
         _finish(old, EnrollmentStatus.CANCELLED, timestamp)
         _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
         _send_on_commit(
@@ -342,11 +348,14 @@ def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enroll
 # --- abuse limits -----------------------------------------------------------------------------
 
 
-def check_failure_budget(cognito_username: str) -> None:
-    """Raise Throttled while the user is backing off after many consecutive wrong codes."""
+def check_failure_budget(cognito_username: str) -> bool:
+    """Raise Throttled while the user is backing off after many consecutive wrong codes.
+
+    Return whether the user has wrong codes on record (a success then has to reset them).
+    """
     counter = FailureCounter.objects.filter(cognito_username=cognito_username).first()
     if counter is None:
-        return
+        return False
     if counter.consecutive_failures >= app_settings.FAILURE_HARD_LIMIT:
         raise exc.Throttled(
             "Too many wrong codes. Ask the site's help desk to reset your MFA.",
@@ -355,6 +364,7 @@ def check_failure_budget(cognito_username: str) -> None:
     if counter.blocked_until is not None and counter.blocked_until > now():
         wait = (counter.blocked_until - now()).total_seconds()
         raise exc.Throttled(retry_after=int(wait) + 1)
+    return True
 
 
 def _count_failure(cognito_username: str) -> None:
@@ -384,13 +394,15 @@ def _lease_duration() -> timedelta:
     return timedelta(seconds=per_call * max(1, app_settings.MAX_RETRY_ATTEMPTS) + 2)
 
 
-def _claim(enrollment: Enrollment, context: Context) -> datetime:
+def _claim(enrollment: Enrollment, context: Context) -> tuple[datetime, bool]:
     """Take the verify lease: the only request allowed to call Cognito for this enrollment.
 
     Concurrent verifies wait their turn (so wrong codes are counted one by one and a right
-    code is spent once) and get the outcome of the state left behind.
+    code is spent once) and get the outcome of the state left behind. Return the lease and
+    whether another request held it first.
     """
     deadline = time.monotonic() + _lease_duration().total_seconds()
+    waited = False
     while True:
         timestamp = now()
         lease = timestamp + _lease_duration()
@@ -405,7 +417,8 @@ def _claim(enrollment: Enrollment, context: Context) -> datetime:
             .update(verify_lease_until=lease)
         )
         if claimed:
-            return lease
+            return lease, waited
+        waited = True
         enrollment.refresh_from_db()
         _raise_for_state(enrollment, context, timestamp)
         if time.monotonic() > deadline:
@@ -547,9 +560,14 @@ def verify_enrollment(
     On success the enrollment becomes verified (once, whatever the concurrency) and TOTP is
     turned on in Cognito; the caller receives what the flow needs next.
     """
+    # A success resets the user's wrong-code counter; skip that write when there is none.
+    # Admin acts skip the budget check, so they always reset. A wrong code is counted by the
+    # request holding the lease, so having waited for the lease means "maybe one now".
+    failures_on_record = True
     if context.source != "admin":
-        check_failure_budget(enrollment.cognito_username)
-    lease = _claim(enrollment, context)
+        failures_on_record = check_failure_budget(enrollment.cognito_username)
+    lease, waited = _claim(enrollment, context)
+    failures_on_record = failures_on_record or waited
     try:
         credential = crypto.decrypt(enrollment.encrypted_credential or b"")
     except crypto.CredentialUndecryptable:
@@ -605,7 +623,12 @@ def verify_enrollment(
         )
 
     enrollment = _mark_verified(
-        enrollment, context, lease, device_name or "", preference_owed=preference_owed
+        enrollment,
+        context,
+        lease,
+        device_name or "",
+        preference_owed=preference_owed,
+        reset_failures=failures_on_record,
     )
     return VerifiedEnrollment(
         enrollment=enrollment,
@@ -647,6 +670,7 @@ def _mark_verified(
     device_name: str,
     *,
     preference_owed: bool,
+    reset_failures: bool = True,
 ) -> Enrollment:
     timestamp = now()
     verified_by: Any = context.actor if context.actor is not None else enrollment.user
@@ -671,7 +695,8 @@ def _mark_verified(
         enrollment.finished_at, enrollment.friendly_device_name = timestamp, device_name
         enrollment.encrypted_credential, enrollment.verify_lease_until = None, None
         enrollment.preference_pending = preference_owed
-        reset_failure_budget(enrollment.cognito_username)
+        if reset_failures:
+            reset_failure_budget(enrollment.cognito_username)
         _audit(
             Kind.VERIFIED,
             context,
