@@ -146,13 +146,12 @@ def require_recent_authentication(token: AccessToken) -> None:
 
 def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
     """Return the user's enrollment; raise NotFound for an unknown id or someone else's."""
-    # select_related: the flows read enrollment.user (audit rows, signals); one join here
-    # instead of a second query later.
-    enrollment = (
-        Enrollment.objects.select_related("user").filter(pk=enrollment_id, user=user).first()
-    )
+    enrollment = Enrollment.objects.filter(pk=enrollment_id, user=user).first()
     if enrollment is None:
         raise exc.NotFound()
+    # The flows read enrollment.user (audit rows, signals): the filter proved it is ``user``,
+    # so reuse it rather than load it again.
+    enrollment.user = user
     return enrollment
 
 
