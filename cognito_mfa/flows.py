@@ -149,6 +149,9 @@ def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
     enrollment = Enrollment.objects.filter(pk=enrollment_id, user=user).first()
     if enrollment is None:
         raise exc.NotFound()
+    # The flows read enrollment.user (audit rows, signals): the filter proved it is ``user``,
+    # so reuse it rather than load it again.
+    enrollment.user = user
     return enrollment
 
 
@@ -188,7 +191,9 @@ def _cancel_pending_for(
     query = Q(cognito_username=cognito_username)
     if user is not None:
         query |= Q(user=user)
-    for old in Enrollment.objects.select_for_update().pending().filter(query):
+    # The audit rows read old.user: join it (locking only the enrollment rows).
+    rows = Enrollment.objects.select_for_update(of=("self",)).select_related("user")
+    for old in rows.pending().filter(query):
         _finish(old, EnrollmentStatus.CANCELLED, timestamp)
         _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
         _send_on_commit(
@@ -367,11 +372,14 @@ def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enroll
 # --- abuse limits -----------------------------------------------------------------------------
 
 
-def check_failure_budget(cognito_username: str) -> None:
-    """Raise Throttled while the user is backing off after many consecutive wrong codes."""
+def check_failure_budget(cognito_username: str) -> bool:
+    """Raise Throttled while the user is backing off after many consecutive wrong codes.
+
+    Return whether the user has wrong codes on record (a success then has to reset them).
+    """
     counter = FailureCounter.objects.filter(cognito_username=cognito_username).first()
     if counter is None:
-        return
+        return False
     if counter.consecutive_failures >= app_settings.FAILURE_HARD_LIMIT:
         raise exc.Throttled(
             "Too many wrong codes. Ask the site's help desk to reset your MFA.",
@@ -380,6 +388,7 @@ def check_failure_budget(cognito_username: str) -> None:
     if counter.blocked_until is not None and counter.blocked_until > now():
         wait = (counter.blocked_until - now()).total_seconds()
         raise exc.Throttled(retry_after=int(wait) + 1)
+    return True
 
 
 def _count_failure(cognito_username: str) -> None:
@@ -572,14 +581,14 @@ def verify_enrollment(
     On success the enrollment becomes verified (once, whatever the concurrency) and TOTP is
     turned on in Cognito; the caller receives what the flow needs next.
     """
-    if context.source != "admin":
-        check_failure_budget(enrollment.cognito_username)
     lease = _claim(enrollment, context)
+    # The budget is read under the lease: wrong codes are only counted by the lease holder, so
+    # the read is exact and queued requests cannot overshoot the hard limit. A success resets
+    # the counter; the write is skipped when there is none. Admin acts neither check nor skip.
+    failures_on_record = True
     if context.source != "admin":
-        # Again under the lease: requests that queued behind it passed the first check
-        # before the failures they waited on were counted (the hard limit must hold).
         try:
-            check_failure_budget(enrollment.cognito_username)
+            failures_on_record = check_failure_budget(enrollment.cognito_username)
         except exc.Throttled:
             _release(enrollment, lease)
             raise
@@ -645,7 +654,12 @@ def verify_enrollment(
         )
 
     enrollment = _mark_verified(
-        enrollment, context, lease, device_name or "", preference_owed=preference_owed
+        enrollment,
+        context,
+        lease,
+        device_name or "",
+        preference_owed=preference_owed,
+        reset_failures=failures_on_record,
     )
     if completion_outcome is not None:
         # Whether the server-side RespondToAuthChallenge handed out tokens (never the tokens).
@@ -705,6 +719,7 @@ def _mark_verified(
     device_name: str,
     *,
     preference_owed: bool,
+    reset_failures: bool = True,
 ) -> Enrollment:
     timestamp = now()
     verified_by: Any = context.actor if context.actor is not None else enrollment.user
@@ -729,7 +744,8 @@ def _mark_verified(
         enrollment.finished_at, enrollment.friendly_device_name = timestamp, device_name
         enrollment.encrypted_credential, enrollment.verify_lease_until = None, None
         enrollment.preference_pending = preference_owed
-        reset_failure_budget(enrollment.cognito_username)
+        if reset_failures:
+            reset_failure_budget(enrollment.cognito_username)
         _audit(
             Kind.VERIFIED,
             context,

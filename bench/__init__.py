@@ -1,0 +1,1 @@
+"""Benchmarks of cognito_mfa against a local Cognito stub (``make bench``)."""

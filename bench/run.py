@@ -1,0 +1,608 @@
+"""``make bench``: how much cognito_mfa adds to Cognito's own time, and what it costs.
+
+Prints a table and writes ``bench/results.json``. Phases (each in fresh processes):
+
+1. overhead per request, in-process, app vs a bare DRF baseline, interleaved: SQLite, and
+   PostgreSQL when ``COGNITO_MFA_BENCH_POSTGRES_URL`` is set (plus SQL queries per endpoint,
+   QR rendering and the admin refresh of 500 users);
+2. throughput under gunicorn (2 workers, threads) on PostgreSQL, app vs baseline rounds;
+3. the cold path: import time, first request, one boto3 client and one JWKS fetch.
+
+Only medians and ratios from one run mean anything on a shared machine; the load average
+before and after each phase is recorded next to them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if sys.path[0] == str(Path(__file__).resolve().parent):
+    sys.path[0] = str(ROOT)  # run as a script: import bench.* and cognito_mfa from the repo
+
+from bench.load import run_round  # noqa: E402
+from bench.stats import summary  # noqa: E402
+from bench.support import JWKS_ENV, SigningKey  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.json"
+POSTGRES_ENV = "COGNITO_MFA_BENCH_POSTGRES_URL"
+DB_NAME_ENV = "COGNITO_MFA_BENCH_DB_NAME"
+
+# Throughput: the same users and concurrency for the app and the baseline, rounds alternated.
+LOAD_USERS = 120  # simulated SPA users per round, each doing start -> verify
+LOAD_CONCURRENCY = 16
+LOAD_ROUNDS = 3  # per side and load
+LOAD_TIME_LIMIT_S = 40.0  # per round, hard
+LOAD_STUB_SERVICE_MS = 20.0  # per Cognito call, as in the admin refresh: a remote service
+# 16 threads: as many as users in flight, so requests wait on Cognito, not for a thread.
+GUNICORN = ["--workers", "2", "--threads", "8", "--worker-class", "gthread"]
+
+TARGETS = {
+    "verify_overhead_ms_p50": ("<=", 2.0),
+    "start_overhead_ms_p50": ("<=", 2.0),
+    "qr_render_ms_p50": ("<=", 3.0),
+    "throughput_ratio": (">=", 0.8),
+    "admin_refresh_speedup": (">=", 5.0),
+}
+QUERY_TARGETS = {"verify": 6, "start": 6, "status": 2, "list": 2}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    env.pop("AWS_PROFILE", None)
+    env.update(extra)
+    return env
+
+
+def _load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def _phase(args: list[str], env: dict[str, str], timeout: float = 240) -> dict[str, Any]:
+    """Run ``python -m bench.inprocess ...``; return its JSON with the load around it."""
+    before = _load()
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.inprocess {args} failed:\n{completed.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["load_average"] = {"before": before, "after": _load()}
+    return result
+
+
+def _overhead(phase: dict[str, Any]) -> dict[str, Any]:
+    requests, qr = phase["requests"], phase["qr_render_ms"]["both"]["p50"]
+    cpu = phase["requests_cpu"]
+
+    def minus(app: str, base: str, key: str) -> float:
+        return round(requests[app][key] - requests[base][key], 3)
+
+    return {
+        "verify_ms_p50": minus("app_verify", "base_verify", "p50"),
+        "verify_ms_p99": minus("app_verify", "base_verify", "p99"),
+        "start_with_qr_ms_p50": minus("app_start", "base_start", "p50"),
+        "start_with_qr_ms_p99": minus("app_start", "base_start", "p99"),
+        # beside QR rendering: the start request's own overhead, QR reported on its own
+        "start_ms_p50": round(minus("app_start", "base_start", "p50") - qr, 3),
+        # the same from the request thread's CPU time, which other processes barely move
+        "cpu_verify_ms_p50": round(cpu["app_verify"]["p50"] - cpu["base_verify"]["p50"], 3),
+        "cpu_start_ms_p50": round(cpu["app_start"]["p50"] - cpu["base_start"]["p50"] - qr, 3),
+    }
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _postgres_database(url: str) -> tuple[str, Any]:
+    """Create a fresh database for the run; return its URL and a function that drops it."""
+    import psycopg
+
+    name = os.environ.get(DB_NAME_ENV, "cognito_mfa_bench")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"{DB_NAME_ENV} must be a plain lower-case identifier")
+
+    def run(statement: str) -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(statement)
+
+    run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    run(f"CREATE DATABASE {name}")
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}")), lambda: run(
+        f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )
+
+
+# --- throughput ---------------------------------------------------------------------------------
+
+
+class _Process:
+    """A child process whose output lines are collected; waits for one matching a pattern."""
+
+    def __init__(self, args: list[str], env: dict[str, str], stdin: bool = False) -> None:
+        self.popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"no line matching {pattern!r}:\n" + "\n".join(self.lines[-30:]))
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            if self.popen.stdin is not None:
+                self.popen.stdin.close()
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _get_json(host: str, port: int, path: str) -> Any:
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request("GET", path)
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
+def throughput(database_url: str) -> dict[str, Any]:
+    """gunicorn on PostgreSQL; alternate app and baseline rounds under the same load.
+
+    Two loads: Cognito answering in ``LOAD_STUB_SERVICE_MS`` (what a site sees; the target is
+    judged on it) and answering at once (CPU-bound: every cycle the app spends shows).
+    """
+    key = SigningKey()
+    stub = _Process([sys.executable, "-m", "bench.stub"], _env(), stdin=True)
+    server = None
+    try:
+        stub_url = stub.wait_for(r"^(http://127\.0\.0\.1:\d+)$").group(1)
+        env = _env(
+            COGNITO_MFA_BENCH_DATABASE=database_url,
+            COGNITO_MFA_ENDPOINT_URL=stub_url,
+            **{JWKS_ENV: json.dumps(key.jwks())},
+        )
+        server = _Process(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "example_project.wsgi:application",
+                *GUNICORN,
+                "--bind",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+            ],
+            env,
+        )
+        listening = server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
+        host, port = "127.0.0.1", int(listening.group(1))
+        server.wait_for(r"Booting worker with pid", timeout=30)
+        users = [key.access_token(f"bench-load-{index:03d}") for index in range(LOAD_USERS)]
+        # Warm-up: both workers build their client, fetch the JWKS, create the users' rows.
+        for kind in ("app", "baseline"):
+            run_round(host, port, kind, users, concurrency=LOAD_CONCURRENCY, time_limit_s=60)
+        loads = {}
+        for label, service_ms in (("cognito_like", LOAD_STUB_SERVICE_MS), ("cpu_bound", 0.0)):
+            _post_json(stub_url, "/_service_time", _stub_service_times(service_ms / 1000))
+            loads[label] = _load_rounds(host, port, users, service_ms)
+        workers = _children(server.popen.pid)
+        reports: dict[int, Any] = {}
+        for _ in range(40):  # new connections until both workers have answered
+            report = _get_json(host, port, "/bench/process/")
+            reports[report["pid"]] = report
+            if len(reports) >= len(workers):
+                break
+    finally:
+        if server is not None:
+            server.stop()
+        stub.stop()
+    return {
+        "server": "gunicorn " + " ".join(GUNICORN),
+        "users_per_round": LOAD_USERS,
+        "requests_per_round": 2 * LOAD_USERS,
+        "concurrency": LOAD_CONCURRENCY,
+        "rounds_per_side": LOAD_ROUNDS,
+        **loads,
+        "ratio": loads["cognito_like"]["ratio"],
+        "workers": [
+            {
+                "pid": pid,
+                "rss_mb": round(_rss_kb_safe(pid, reports) / 1024, 1),
+                "boto3_clients": reports.get(pid, {}).get("boto3_clients"),
+                "jwks_fetches": reports.get(pid, {}).get("jwks_fetches"),
+            }
+            for pid in workers
+        ],
+    }
+
+
+def _load_rounds(host: str, port: int, users: list[str], service_ms: float) -> dict[str, Any]:
+    before = _load()
+    rounds = []
+    for index in range(LOAD_ROUNDS):
+        order = ("app", "baseline") if index % 2 == 0 else ("baseline", "app")
+        for kind in order:
+            rounds.append(
+                run_round(
+                    host,
+                    port,
+                    kind,
+                    users,
+                    concurrency=LOAD_CONCURRENCY,
+                    time_limit_s=LOAD_TIME_LIMIT_S,
+                )
+            )
+
+    def side(kind: str) -> dict[str, Any]:
+        mine = [item for item in rounds if item["kind"] == kind]
+        rates = [item["requests_per_s"] for item in mine]
+        return {
+            "requests_per_s_median": summary(rates)["p50"],
+            "requests_per_s_rounds": rates,
+            "latency_ms_p50_median": summary([r["latency_ms"]["p50"] for r in mine])["p50"],
+            "latency_ms_p99_median": summary([r["latency_ms"]["p99"] for r in mine])["p50"],
+            "errors": sum(item["errors"] for item in mine),
+            "first_errors": [e for item in mine for e in item["first_errors"]][:3],
+            "timed_out_rounds": sum(item["timed_out"] for item in mine),
+        }
+
+    app, base = side("app"), side("baseline")
+    return {
+        "stub_service_ms": service_ms,
+        "app": app,
+        "baseline": base,
+        "ratio": round(app["requests_per_s_median"] / base["requests_per_s_median"], 3),
+        "load_average": {"before": before, "after": _load()},
+    }
+
+
+def _post_json(base_url: str, path: str, body: Any) -> None:
+    import http.client
+
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("POST", path, json.dumps(body).encode())
+        connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+def _rss_kb_safe(pid: int, reports: dict[int, Any]) -> int:
+    report = reports.get(pid)
+    return int(report["rss_kb"]) if report else 0
+
+
+def _stub_service_times(seconds: float) -> dict[str, float]:
+    operations = ("GetUser", "AssociateSoftwareToken", "VerifySoftwareToken")
+    return {name: seconds for name in (*operations, "SetUserMFAPreference")}
+
+
+# --- cold path ----------------------------------------------------------------------------------
+
+
+def import_times(env: dict[str, str]) -> dict[str, Any]:
+    """``python -X importtime``: cumulative import time of the app's modules and heavy deps."""
+    code = "import django; django.setup(); import cognito_mfa.views, cognito_mfa.flows"
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    cumulative: dict[str, float] = {}
+    for line in completed.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if match:
+            cumulative[match.group(4)] = int(match.group(2)) / 1000
+    wanted = ("cognito_mfa", "cognito_mfa.models", "cognito_mfa.views", "cognito_mfa.flows")
+    heavy = ("boto3", "botocore.session", "segno", "jwt", "rest_framework.views", "cryptography")
+    return {name: round(cumulative[name], 1) for name in (*wanted, *heavy) if name in cumulative}
+
+
+def cold(env: dict[str, str]) -> dict[str, Any]:
+    runs = [_phase(["cold"], env) for _ in range(3)]
+    keys = ("django_setup_ms", "import_views_ms", "first_request_ms", "second_request_ms")
+    result: dict[str, Any] = {key: summary([run[key] for run in runs])["p50"] for key in keys}
+    result["runs"] = len(runs)
+    result["counts_after_first_request"] = runs[0]["counts_after_first_request"]
+    result["counts_after_12_requests"] = runs[0]["counts_after_12_requests"]
+    result["counts_before_first_request"] = runs[0]["counts_before_first_request"]
+    result["boto3_imported_by_views"] = runs[0]["boto3_imported_by_views"]
+    result["import_time_ms_cumulative"] = import_times(env)
+    return result
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    import django
+
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": _load(),
+    }
+
+
+def _met(value: float | None, target: tuple[str, float]) -> bool | None:
+    if value is None:
+        return None
+    operator, bound = target
+    return value <= bound if operator == "<=" else value >= bound
+
+
+def build_results(sqlite: dict[str, Any], pg: dict[str, Any] | None, **rest: Any) -> dict[str, Any]:
+    overhead = _overhead(sqlite)
+    refresh = sqlite["admin_refresh"]
+    tp = rest["throughput"]
+    results: dict[str, Any] = {
+        "verify_overhead_ms_p50": overhead["verify_ms_p50"],
+        "start_overhead_ms_p50": overhead["start_ms_p50"],
+        "start_overhead_with_qr_ms_p50": overhead["start_with_qr_ms_p50"],
+        "qr_render_ms_p50": sqlite["qr_render_ms"]["both"]["p50"],
+        "throughput_ratio": tp.get("ratio"),
+        "throughput_ratio_cpu_bound": tp.get("cpu_bound", {}).get("ratio"),
+        "queries": sqlite["queries"],
+        "admin_refresh_speedup": refresh["speedup"],
+        "admin_refresh_peak_in_flight": refresh["bounded"]["peak_in_flight"],
+        "admin_refresh_cap": refresh["cap"],
+        "admin_refresh_implementation": refresh["implementation"],
+        "machine": rest["machine"],
+        "sqlite": {**sqlite, "overhead_ms": overhead},
+        "postgresql": (
+            {**pg, "overhead_ms": _overhead(pg)}
+            if pg
+            else {"skipped": f"set {POSTGRES_ENV} to measure PostgreSQL"}
+        ),
+        "throughput": tp,
+        "cold": rest["cold"],
+    }
+    targets = {
+        name: {
+            "value": results[name],
+            "target": f"{op} {bound}",
+            "met": _met(results[name], (op, bound)),
+        }
+        for name, (op, bound) in TARGETS.items()
+    }
+    for endpoint, bound in QUERY_TARGETS.items():
+        for label, counts in (
+            ("sqlite", sqlite["queries"]),
+            ("postgresql", (pg or {}).get("queries")),
+        ):
+            if counts is None:
+                continue
+            statements = counts[endpoint]
+            targets[f"queries.{endpoint}.{label}"] = {
+                "value": statements,
+                "target": f"<= {bound} statements",
+                "met": statements <= bound,
+            }
+    targets["admin_refresh_peak_in_flight"] = {
+        "value": refresh["bounded"]["peak_in_flight"],
+        "target": f"<= cap ({refresh['cap']})",
+        "met": refresh["bounded"]["peak_in_flight"] <= refresh["cap"],
+    }
+    results["targets"] = targets
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    def row(*cells: Any) -> None:
+        print(f"{cells[0]:<44}" + "".join(f"{cell!s:>12}" for cell in cells[1:]))
+
+    print()
+    print(f"cognito_mfa bench — {results['machine']}")
+    for label in ("sqlite", "postgresql"):
+        phase = results[label]
+        if "skipped" in phase:
+            print(f"\n[{label}] skipped: {phase['skipped']}")
+            continue
+        requests, overhead = phase["requests"], phase["overhead_ms"]
+        print(
+            f"\n[{label}] in-process, {requests['app_verify']['n']} interleaved iterations; "
+            f"stub service p50 {phase['stub_service_ms']['p50']} ms; "
+            f"load {phase['load_average']['before']}"
+        )
+        row("request (ms)", "app p50", "base p50", "overhead", "app p99", "base p99")
+        for name in ("start", "verify"):
+            app, base = requests[f"app_{name}"], requests[f"base_{name}"]
+            row(
+                f"POST enrollments/{'{id}/verify/' if name == 'verify' else ''}",
+                app["p50"],
+                base["p50"],
+                round(app["p50"] - base["p50"], 3),
+                app["p99"],
+                base["p99"],
+            )
+        row("start overhead beside QR rendering (p50)", "", "", overhead["start_ms_p50"])
+        row(
+            "CPU-time overhead verify / start beside QR",
+            "",
+            "",
+            overhead["cpu_verify_ms_p50"],
+            overhead["cpu_start_ms_p50"],
+        )
+        qr = phase["qr_render_ms"]
+        row(
+            "QR render svg+png / svg / png (p50)",
+            qr["both"]["p50"],
+            qr["svg"]["p50"],
+            qr["png"]["p50"],
+        )
+        print(
+            "SQL statements (with BEGIN/COMMIT): "
+            + ", ".join(
+                f"{name} {count} ({phase['queries_captured'][name]})"
+                for name, count in phase["queries"].items()
+            )
+        )
+    tp = results["throughput"]
+    if "skipped" in tp:
+        print(f"\n[throughput] skipped: {tp['skipped']}")
+    else:
+        print(
+            f"\n[throughput] {tp['server']}, PostgreSQL, {tp['concurrency']} concurrent users, "
+            f"{tp['requests_per_round']} requests/round, {tp['rounds_per_side']} rounds each"
+        )
+        for label in ("cognito_like", "cpu_bound"):
+            load = tp[label]
+            print(
+                f"{label}: stub service {load['stub_service_ms']} ms per call; "
+                f"load {load['load_average']['before']}"
+            )
+            row("", "req/s", "p50 ms", "p99 ms", "errors")
+            for kind in ("app", "baseline"):
+                side = load[kind]
+                row(
+                    f"  {kind}",
+                    side["requests_per_s_median"],
+                    side["latency_ms_p50_median"],
+                    side["latency_ms_p99_median"],
+                    side["errors"],
+                )
+            row("  ratio app/baseline", load["ratio"])
+        for worker in tp["workers"]:
+            print(
+                f"  worker {worker['pid']}: RSS {worker['rss_mb']} MB, boto3 clients "
+                f"{worker['boto3_clients']}, JWKS fetches {worker['jwks_fetches']}"
+            )
+    refresh = results["sqlite"]["admin_refresh"]
+    print(
+        f"\n[admin refresh] {refresh['users']} users, AdminGetUser {refresh['service_time_ms']} ms "
+        f"each, {refresh['implementation']}"
+    )
+    row("", "wall s", "peak", "cap")
+    row(
+        f"bounded (concurrency {refresh['cap']})",
+        refresh["bounded"]["wall_s"],
+        refresh["bounded"]["peak_in_flight"],
+        refresh["cap"],
+    )
+    row("one at a time", refresh["serial"]["wall_s"], refresh["serial"]["peak_in_flight"], 1)
+    row("speedup", refresh["speedup"])
+    cold_path = results["cold"]
+    print(f"\n[cold] median of {cold_path['runs']} fresh processes (ms)")
+    for key in ("django_setup_ms", "import_views_ms", "first_request_ms", "second_request_ms"):
+        row(key, cold_path[key])
+    print(f"counts after 12 requests: {cold_path['counts_after_12_requests']}")
+    print("import time (cumulative ms): " + json.dumps(cold_path["import_time_ms_cumulative"]))
+    print("\ntargets:")
+    for name, target in results["targets"].items():
+        mark = {True: "ok", False: "MISSED", None: "n/a"}[target["met"]]
+        print(f"  {name:<40} {target['value']!s:>10}  {target['target']:<22} {mark}")
+    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+
+
+def main() -> None:
+    began = time.monotonic()
+    info = machine()
+    print(
+        f"load average at start: {info['load_average_at_start']} on {info['cores']} cores",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="cognito-mfa-bench-") as scratch:
+        print("overhead, queries, QR, admin refresh on SQLite ...", flush=True)
+        sqlite_env = _env(COGNITO_MFA_BENCH_DATABASE=f"{scratch}/bench.sqlite3")
+        sqlite = _phase(["overhead", "--refresh"], sqlite_env)
+        pg = None
+        tp: dict[str, Any] = {"skipped": f"set {POSTGRES_ENV} (throughput runs on PostgreSQL)"}
+        postgres_url = os.environ.get(POSTGRES_ENV)
+        if postgres_url:
+            database_url, drop = _postgres_database(postgres_url)
+            try:
+                print("overhead and queries on PostgreSQL ...", flush=True)
+                pg = _phase(["overhead"], _env(COGNITO_MFA_BENCH_DATABASE=database_url))
+                print("throughput under gunicorn ...", flush=True)
+                tp = throughput(database_url)
+            finally:
+                drop()
+        print("cold path ...", flush=True)
+        cold_path = cold(_env(COGNITO_MFA_BENCH_DATABASE=f"{scratch}/cold.sqlite3"))
+    results = build_results(sqlite, pg, throughput=tp, cold=cold_path, machine=info)
+    results["machine"]["load_average_at_end"] = _load()
+    results["duration_s"] = round(time.monotonic() - began, 1)
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    print_table(results)
+    print(f"took {results['duration_s']} s")
+
+
+if __name__ == "__main__":
+    main()

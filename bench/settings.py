@@ -1,0 +1,58 @@
+"""Settings of the benchmark: the example site's, with the bench URLconf and adapter.
+
+``COGNITO_MFA_BENCH_DATABASE`` is a SQLite file path or a ``postgres://`` URL;
+``COGNITO_MFA_ENDPOINT_URL`` points at the Cognito stub.
+"""
+
+import os
+from urllib.parse import urlsplit
+
+from bench.support import CLIENT_ID, POOL_ID, REGION
+from example_project.settings import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "bench-only-secret-key"
+ROOT_URLCONF = "bench.urls"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+
+_database = os.environ.get("COGNITO_MFA_BENCH_DATABASE", "/tmp/cognito-mfa-bench.sqlite3")
+if _database.startswith(("postgres://", "postgresql://")):
+    _parts = urlsplit(_database)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _parts.path.lstrip("/"),
+            "USER": _parts.username or "postgres",
+            "PASSWORD": _parts.password or "",
+            "HOST": _parts.hostname or "127.0.0.1",
+            "PORT": str(_parts.port or 5432),
+            # Persistent connections, as a production site runs: both the app and the
+            # baseline are served by the same workers, only the app uses the database.
+            "CONN_MAX_AGE": 60,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _database,
+            # WAL with synchronous=NORMAL, as SQLite runs in production: in the default
+            # rollback-journal mode every commit is an fsync (~10 ms on this VM's disk),
+            # which would measure the disk rather than the app.
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+        }
+    }
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "ERROR"}}
+
+COGNITO_MFA_REGION = REGION
+COGNITO_MFA_USER_POOL_ID = POOL_ID
+COGNITO_MFA_APP_CLIENT_IDS = [CLIENT_ID]
+COGNITO_MFA_APP_CLIENT_SECRET = None
+COGNITO_MFA_ENDPOINT_URL = os.environ.get("COGNITO_MFA_ENDPOINT_URL", "http://127.0.0.1:9")
+COGNITO_MFA_JWKS_URL = "https://bench.invalid/jwks.json"  # served by the adapter
+COGNITO_MFA_ADAPTER = "bench.support.BenchAdapter"
+COGNITO_MFA_TOTP_ISSUER = "Bench Site"
+# The throttles run (their cost is part of the app's) but never bite a benchmark user.
+COGNITO_MFA_THROTTLE_RATES = {"start": "100000/hour", "verify": "100000/hour"}
