@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -33,9 +34,15 @@ class SigningKey:
         self.jwk = {**public, "kid": kid, "alg": "RS256", "use": "sig"}
 
     def sign(self, claims: dict[str, Any], **header: Any) -> str:
-        return jwt.encode(
-            claims, self.private_key, algorithm="RS256", headers={"kid": self.kid, **header}
-        )
+        """Sign ``claims`` with RS256; a header entry set to None is left out."""
+        headers = {key: value for key, value in {"kid": self.kid, **header}.items() if value}
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
+
+
+@functools.cache
+def cached_key(name: str, kid: str) -> SigningKey:
+    """A key made once per test process (2048-bit RSA key generation is slow)."""
+    return SigningKey(kid)
 
 
 def access_claims(
