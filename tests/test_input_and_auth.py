@@ -78,6 +78,10 @@ BAD_VERIFY_BODIES: dict[str, Callable[[str], str]] = {
     "JSON string body": lambda code: json.dumps(code),
     "invalid JSON": lambda code: '{"user_code": "' + code + '"',
     "empty body": lambda code: "",
+    "JSON null body": lambda code: "null",
+    "JSON number body": lambda code: code,
+    "deeply nested JSON": lambda code: "[" * 100_000 + "]" * 100_000,
+    "deeply nested object": lambda code: '{"user_code": ' * 50_000 + '"1"' + "}" * 50_000,
     "device name not a string": lambda code: json.dumps(
         {"user_code": code, "friendly_device_name": 42}
     ),
@@ -135,6 +139,7 @@ BAD_START_BODIES = {
     "device name list": '{"friendly_device_name": ["a"]}',
     "array body": "[]",
     "invalid JSON": "{",
+    "deeply nested JSON": "[" * 100_000 + "]" * 100_000,
 }
 
 BAD_PREFERENCE_BODIES = {
