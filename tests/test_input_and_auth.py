@@ -364,6 +364,21 @@ def test_host_session_with_the_same_users_token_works(pool: Pool, alice: str) ->
 
 
 @pytest.mark.django_db
+def test_host_sign_in_with_its_own_authorization_scheme_and_the_token_works(
+    pool: Pool, alice: str
+) -> None:
+    user = get_user_model().objects.create_user("alice")
+    api = APIClient()
+    api.force_login(user)
+    response = api.get(
+        BASE + "status/",
+        HTTP_AUTHORIZATION="Basic YWxpY2U6cGFzc3dvcmQ=",
+        HTTP_X_COGNITO_ACCESS_TOKEN=alice,
+    )
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db
 def test_host_session_with_another_users_token_is_refused(pool: Pool, alice: str) -> None:
     bob = get_user_model().objects.create_user("bob")
     api = APIClient()
