@@ -28,10 +28,11 @@ class CognitoAccessTokenAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if header:
             scheme, _, raw = header.partition(" ")
-            if scheme.lower() != "bearer":
-                return None  # another scheme: leave it to the host's authentication classes
-            token = validate_access_token(raw.strip())
-            return get_adapter().get_user_for_token(token), token
+            if scheme.lower() == "bearer":
+                token = validate_access_token(raw.strip())
+                return get_adapter().get_user_for_token(token), token
+            # Another scheme is the host's own sign-in: its user may still send the token
+            # in X-Cognito-Access-Token below.
         raw = request.META.get(HOST_TOKEN_HEADER, "")
         if not raw:
             return None

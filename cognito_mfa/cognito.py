@@ -72,10 +72,11 @@ SENSITIVE_FIELDS = (
     "Password",
     "ClientSecret",
 )
+# Quotes may come escaped (``\"AccessToken\": \"...\"``) when JSON is logged inside a string.
 _FIELD_PATTERN = re.compile(
-    r"""(?P<key>["']?(?:"""
+    r"""(?P<key>(?:\\?["'])?(?:"""
     + "|".join(SENSITIVE_FIELDS)
-    + r""")["']?\s*[:=]\s*)(?P<quote>\\?["'])(?P<value>.*?)(?P=quote)"""
+    + r""")(?:\\?["'])?\s*[:=]\s*)(?P<quote>\\?["'])(?P<value>.*?)(?P=quote)"""
 )
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 

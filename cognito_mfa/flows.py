@@ -237,7 +237,11 @@ def _create_pending(
             with transaction.atomic():
                 if user is not None:
                     # Serialise starts of one user on their row (never across a Cognito call).
-                    type(user)._default_manager.select_for_update().filter(pk=user.pk).exists()
+                    # ``_meta.model``, not ``type(user)``: a host's session user arrives wrapped
+                    # in a SimpleLazyObject.
+                    user._meta.model._default_manager.select_for_update().filter(
+                        pk=user.pk
+                    ).exists()
                 _cancel_pending_for(
                     context, user=user, cognito_username=cognito_username, timestamp=timestamp
                 )

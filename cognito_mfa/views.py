@@ -8,7 +8,6 @@ from typing import Any
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -20,6 +19,7 @@ from . import flows, serializers
 from .authentication import CognitoAccessTokenAuthentication
 from .models import Enrollment, EnrollmentFlow
 from .otpauth import render_qr
+from .parsers import JSONParser
 from .throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
 from .tokens import AccessToken
 

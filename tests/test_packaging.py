@@ -1,0 +1,242 @@
+"""The built wheel carries everything, and a brand-new site set up from the README serves the API.
+
+The wheel is built from the files a clone holds, unpacked, and put on ``PYTHONPATH`` of a
+``startproject`` site (never the repository), configured only with the code blocks of
+``docs/readme/setup.md``; then ``migrate`` and ``runserver`` must work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cognito_mfa import conf
+from tests.conftest import require_service
+
+REPO = Path(__file__).resolve().parent.parent
+SETUP_DOC = REPO / "docs" / "readme" / "setup.md"
+FERNET_KEY = "Vb4nU5h2q3sWm8yC0dF6gJ9kL1pR7tX2zA4bE6hN8qM="
+
+
+def _clean_copy(target: Path) -> None:
+    """Copy what a clone of the repository would hold (tracked and unignored files)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for raw in filter(None, listed):
+        source = REPO / raw.decode()
+        if source.is_file():
+            destination = target / raw.decode()
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+
+
+def _build_tools_available() -> bool:
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import setuptools, wheel; assert int(setuptools.__version__.split('.')[0]) >= 69",
+        ],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+def _doc_blocks() -> dict[str, str]:
+    """The ``python`` blocks of the setup page, keyed by the file their first line names."""
+    text = SETUP_DOC.read_text()
+    blocks: dict[str, str] = {}
+    for match in re.finditer(r"^( *)```python\n(.*?)^\1```", text, re.S | re.M):
+        indent = len(match.group(1))
+        code = "\n".join(line[indent:] for line in match.group(2).splitlines())
+        first = code.splitlines()[0]
+        if first.startswith("# ") and ".py" in first:
+            blocks[first[2:].split()[0]] = code + "\n"
+    return blocks
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_service("setuptools>=69 and wheel", _build_tools_available(), "install the test extras")
+    source = tmp_path_factory.mktemp("clone")
+    _clean_copy(source)
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(source),
+            "-w",
+            str(dist),
+        ],
+        check=True,
+        timeout=120,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    )
+    (built,) = dist.glob("cognito_mfa-*.whl")
+    return built
+
+
+@pytest.mark.multiprocess
+def test_wheel_contains_migrations_types_and_templates(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "cognito_mfa/migrations/__init__.py" in names
+    assert "cognito_mfa/migrations/0001_initial.py" in names
+    assert "cognito_mfa/py.typed" in names
+    assert "cognito_mfa/urls.py" in names
+    # Every migration, template and message catalogue of the source tree is in the wheel.
+    package = REPO / "cognito_mfa"
+    for pattern in ("migrations/*.py", "templates/**/*.html", "locale/*/LC_MESSAGES/*"):
+        for path in package.glob(pattern):
+            if "__pycache__" not in path.parts:
+                assert f"cognito_mfa/{path.relative_to(package).as_posix()}" in names
+    assert not any(name.startswith(("tests/", "example_project/")) for name in names)
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Requires-Dist: Django" in text
+    assert "Provides-Extra: test" in text
+
+
+@pytest.mark.multiprocess
+def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_path: Path) -> None:
+    site_packages = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site_packages)
+    host = tmp_path / "host"
+    host.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "django", "startproject", "hostsite", str(host)],
+        check=True,
+        timeout=60,
+    )
+    blocks = _doc_blocks()
+    assert set(blocks) >= {"settings.py", "urls.py"}, blocks.keys()
+    for name, code in blocks.items():
+        with (host / "hostsite" / name).open("a") as target:
+            target.write("\n" + code)
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "COGNITO_MFA_", "PYTHON"))
+    }
+    env.update(
+        PYTHONPATH=str(site_packages),
+        PYTHONDONTWRITEBYTECODE="1",
+        COGNITO_MFA_APP_CLIENT_IDS="hostsite-client",
+        COGNITO_MFA_ENCRYPTION_KEYS=FERNET_KEY,
+    )
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=host,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    where = subprocess.run(
+        [sys.executable, "-c", "import cognito_mfa; print(cognito_mfa.__file__)"],
+        cwd=host,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.strip().startswith(str(site_packages)), where.stdout
+
+    checked = manage("check")
+    assert checked.returncode == 0, checked.stderr
+    migrated = manage("migrate", "--no-input")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "Applying cognito_mfa.0001_initial... OK" in migrated.stdout
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=host,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/mfa/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, headers, body = _get(url + "status/")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "runserver did not answer"
+                time.sleep(0.2)
+        assert status == 401
+        assert body["code"] == "not_authenticated"
+        assert set(body) == {"code", "detail"}
+        assert headers["Content-Type"] == "application/json"
+        status, _, body = _get(url + "enrollments/", {"Authorization": "Bearer not-a-token"})
+        assert (status, body["code"]) == (401, "token_invalid")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_every_setting_is_documented() -> None:
+    text = SETUP_DOC.read_text()
+    names = [name for name in vars(conf.AppSettings) if name.isupper()]
+    names.remove("ISSUER_URL")  # derived from REGION and USER_POOL_ID, not a setting
+    assert len(names) > 20
+    for name in [*names, "THROTTLE_RATES", "THROTTLE_CACHE"]:
+        assert f"| `COGNITO_MFA_{name}` |" in text, name
+
+
+def test_every_signal_and_error_code_is_documented() -> None:
+    from cognito_mfa import exceptions, signals
+
+    text = SETUP_DOC.read_text()
+    for name, value in vars(signals).items():
+        if type(value).__name__ == "Signal":
+            assert f"| `{name}` |" in text, name
+    for value in vars(exceptions).values():
+        is_error = isinstance(value, type) and issubclass(value, exceptions.CognitoMFAError)
+        if is_error and value is not exceptions.CognitoMFAError:
+            assert f"| `{value.code}` | {value.status} |" in text, value
