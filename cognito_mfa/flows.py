@@ -7,8 +7,10 @@ while Cognito is called) and send signals after commit.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import io
 import logging
 import secrets
 import time
@@ -19,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.dispatch import Signal
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 
 from . import crypto, signals
 from . import exceptions as exc
@@ -55,10 +58,36 @@ class Context:
     def build(cls, source: str, request: HttpRequest | None = None, actor: Any = None) -> Context:
         return cls(
             source=source,
-            request=request,
+            request=without_credentials(request),
             actor=actor,
             ip_address=get_adapter().get_client_ip(request),
         )
+
+
+# Request headers that carry a credential: the bearer token, the host's token header, cookies.
+_CREDENTIAL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_COGNITO_ACCESS_TOKEN", "HTTP_COOKIE")
+
+
+def without_credentials(request: HttpRequest | None) -> HttpRequest | None:
+    """Return a copy of ``request`` fit for signal receivers: no credential headers, no
+    cookies, no body (bodies carry codes, Sessions and challenge tokens)."""
+    if request is None:
+        return None
+    clone = copy.copy(request)
+    clone.META = {
+        key: value for key, value in request.META.items() if key not in _CREDENTIAL_HEADERS
+    }
+    if "wsgi.input" in clone.META:
+        clone.META["wsgi.input"] = io.BytesIO(b"")
+    if hasattr(request, "environ"):  # WSGIRequest keeps the raw environ beside META
+        clone.__dict__["environ"] = clone.META
+    clone.COOKIES = {}
+    clone._body = b""
+    clone._stream = io.BytesIO(b"")
+    # WSGIRequest parses POST/FILES lazily from these two attributes.
+    clone.__dict__.update(_post=QueryDict(), _files=MultiValueDict())
+    clone.__dict__.pop("headers", None)  # a cached view of the old META
+    return clone
 
 
 @dataclass(frozen=True)

@@ -547,3 +547,27 @@ def test_no_signal_when_the_transaction_rolls_back(
         cancel_then_fail()
     assert signal_log.events == []
     assert Enrollment.objects.get(pk=started["id"]).status == "pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signal_request_carries_no_credentials_and_no_body(
+    alice_api: APIClient, alice: str, signal_log: SignalLog
+) -> None:
+    alice_api.cookies["sessionid"] = "cookie-sentinel-value"
+    response = alice_api.post(
+        "/api/mfa/enrollments/",
+        {"friendly_device_name": "body-sentinel"},
+        format="json",
+        HTTP_X_COGNITO_ACCESS_TOKEN="header-sentinel",
+    )
+    assert response.status_code == 201, response.content
+    (started,) = signal_log.named("enrollment_started")
+    request = started["request"]
+    assert request.path == "/api/mfa/enrollments/"
+    assert request.META["REMOTE_ADDR"]
+    for name in ("HTTP_AUTHORIZATION", "HTTP_X_COGNITO_ACCESS_TOKEN", "HTTP_COOKIE"):
+        assert name not in request.META
+    assert request.COOKIES == {}
+    assert request.body == b""
+    assert alice not in repr(vars(request))
+    assert "body-sentinel" not in repr(vars(request))
