@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
@@ -60,6 +61,26 @@ class DeviceNameField(StrictCharField):
         return value
 
 
+class CognitoUsernameField(StrictCharField):
+    """A Cognito username: 1-128 letters, marks, symbols, numbers or punctuation.
+
+    Cognito's own pattern is ``[\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+``: no spaces, no control or
+    format characters (a NUL byte would not even fit in a PostgreSQL text column).
+    """
+
+    default_error_messages = {"invalid": _("Not a valid Cognito username.")}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 128)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if any(unicodedata.category(char)[0] in "CZ" for char in value):
+            self.fail("invalid")
+        return value
+
+
 class StrictBooleanField(serializers.BooleanField):
     """JSON ``true``/``false`` only."""
 
@@ -84,8 +105,9 @@ class PreferenceSerializer(serializers.Serializer):
 
 
 class ChallengeStartSerializer(serializers.Serializer):
-    username = StrictCharField(max_length=128)
-    session = StrictCharField(max_length=8192)
+    username = CognitoUsernameField()
+    # Cognito's SessionType: 20 to 4096 characters.
+    session = StrictCharField(min_length=20, max_length=4096)
     friendly_device_name = DeviceNameField()
 
 
