@@ -4,7 +4,8 @@ Every operation of ``/api/schema/`` is fuzzed through the WSGI app with a valid 
 no 5xx at all (moto is up and configured), only documented statuses, every body as
 documented. Three cases in four that name an enrollment are pointed at a real one (the
 caller's pending or finished one, or a challenge enrollment whose token is known), so the runs
-reach the verify, lock and cancel paths instead of stopping at 404."""
+reach the verify, lock and cancel paths instead of stopping at 404.
+"""
 
 from __future__ import annotations
 
