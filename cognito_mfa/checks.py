@@ -114,3 +114,54 @@ def check_jwks_url(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             ]
     return []
+
+
+# Rows read by the stored-credentials check: the newest and the oldest pending ones (the
+# oldest are the ones a removed key strands first).
+CREDENTIAL_SAMPLE_SIZE = 10
+
+
+@register(Tags.database)
+def check_stored_credentials(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Report pending enrollments whose credential no configured key decrypts."""
+    from django.db import DatabaseError, router, transaction
+
+    from . import crypto
+    from .models import Enrollment, EnrollmentStatus
+
+    alias = router.db_for_read(Enrollment)
+    if not databases or alias not in databases:
+        return []
+    try:
+        crypto.build_fernet()
+    except (ValueError, TypeError):
+        return []  # E004 / E005 already say what is wrong with the keys
+    pending = (
+        Enrollment.objects.using(alias)
+        .filter(status=EnrollmentStatus.PENDING, encrypted_credential__isnull=False)
+        .values_list("pk", "encrypted_credential")
+    )
+    try:
+        # A savepoint, so a missing table (``migrate`` runs this before migrating) cannot
+        # break a surrounding transaction.
+        with transaction.atomic(using=alias):
+            sample = dict(pending.order_by("-created_at")[:CREDENTIAL_SAMPLE_SIZE])
+            sample.update(pending.order_by("created_at")[:CREDENTIAL_SAMPLE_SIZE])
+    except DatabaseError:
+        return []
+    stranded = len([stored for stored in sample.values() if not crypto.can_decrypt(stored or b"")])
+    if not stranded:
+        return []
+    return [
+        Error(
+            f"{stranded} of {len(sample)} sampled pending enrollments hold a credential that no "
+            "key in COGNITO_MFA_ENCRYPTION_KEYS decrypts; verifying them would fail.",
+            hint="Put the key they were encrypted with back into COGNITO_MFA_ENCRYPTION_KEYS "
+            "(after the current key), run `manage.py rotate_encryption_keys`, and only then "
+            "remove it. If the key is lost for good, these enrollments run out within "
+            "COGNITO_MFA_ENROLLMENT_TTL and their users start a new one.",
+            id="cognito_mfa.E008",
+        )
+    ]

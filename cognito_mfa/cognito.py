@@ -53,6 +53,19 @@ ERROR_MAP: dict[str, type[exc.CognitoMFAError]] = {
     "RequestTimeoutException": exc.CognitoUnavailable,
 }
 
+# Overrides of ERROR_MAP for calls authorised by a challenge Session: a Session Cognito no
+# longer knows (used up by RespondToAuthChallenge, or past its life) can come back as
+# ResourceNotFoundException, which then is the caller's credential, not an operator problem.
+SESSION_ERROR_MAP: dict[str, type[exc.CognitoMFAError]] = {
+    "ResourceNotFoundException": exc.CredentialRejected,
+}
+
+# Overrides for SetUserMFAPreference turning TOTP on: Cognito answers InvalidParameterException
+# ("User has not set up / verified software token mfa") when there is no verified token.
+ENABLE_TOTP_ERROR_MAP: dict[str, type[exc.CognitoMFAError]] = {
+    "InvalidParameterException": exc.SoftwareTokenMissing,
+}
+
 # Operations that consume something single-use (a code, a Session): a blind retry after a
 # timeout could spend the code twice or use a Session Cognito already consumed.
 SINGLE_SHOT_OPERATIONS = ("VerifySoftwareToken", "RespondToAuthChallenge")
@@ -264,6 +277,20 @@ class CognitoClient:
             logger.error("Cognito %s failed: %s", operation, type(error).__name__)
             raise exc.CognitoConfigurationError() from None
 
+    @contextmanager
+    def _overridden_errors(
+        self, operation: str, overrides: dict[str, type[exc.CognitoMFAError]]
+    ) -> Iterator[None]:
+        """Map error codes whose meaning depends on the call, before the general mapping."""
+        try:
+            yield
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "Unknown")
+            if code not in overrides:
+                raise
+            logger.info("Cognito %s failed with %s", operation, code)
+            raise overrides[code]() from None
+
     @staticmethod
     def _credential(access_token: str | None, session: str | None) -> dict[str, str]:
         # Cognito takes AccessToken or Session, never both.
@@ -290,7 +317,12 @@ class CognitoClient:
     ) -> AssociateResult:
         """Start a software token association; return the secret (show once, never store)."""
         params = self._credential(access_token, session)
-        with self._mapped_errors("AssociateSoftwareToken"):
+        with (
+            self._mapped_errors("AssociateSoftwareToken"),
+            self._overridden_errors(
+                "AssociateSoftwareToken", SESSION_ERROR_MAP if session is not None else {}
+            ),
+        ):
             response = self.client.associate_software_token(**params)
         return AssociateResult(secret_code=response["SecretCode"], session=response.get("Session"))
 
@@ -306,7 +338,12 @@ class CognitoClient:
         params: dict[str, Any] = {**self._credential(access_token, session), "UserCode": user_code}
         if device_name:
             params["FriendlyDeviceName"] = device_name
-        with self._mapped_errors("VerifySoftwareToken"):
+        with (
+            self._mapped_errors("VerifySoftwareToken"),
+            self._overridden_errors(
+                "VerifySoftwareToken", SESSION_ERROR_MAP if session is not None else {}
+            ),
+        ):
             response = self.client.verify_software_token(**params)
         if response.get("Status") != "SUCCESS":
             # Fail closed: anything but SUCCESS is a rejected code.
@@ -340,7 +377,12 @@ class CognitoClient:
 
     def set_user_mfa_preference(self, *, access_token: str, enabled: bool, preferred: bool) -> None:
         """Turn the caller's TOTP MFA on or off, and make it preferred or not."""
-        with self._mapped_errors("SetUserMFAPreference"):
+        with (
+            self._mapped_errors("SetUserMFAPreference"),
+            self._overridden_errors(
+                "SetUserMFAPreference", ENABLE_TOTP_ERROR_MAP if enabled else {}
+            ),
+        ):
             self.client.set_user_mfa_preference(
                 AccessToken=access_token,
                 SoftwareTokenMfaSettings={"Enabled": enabled, "PreferredMfa": preferred},

@@ -45,3 +45,24 @@ def rotate(ciphertext: bytes | memoryview) -> bytes:
         return build_fernet().rotate(bytes(ciphertext))
     except InvalidToken as exc:
         raise CredentialUndecryptable("no configured key decrypts this credential") from exc
+
+
+def is_current(ciphertext: bytes | memoryview) -> bool:
+    """Tell whether ``ciphertext`` is already encrypted under the first configured key."""
+    keys = app_settings.ENCRYPTION_KEYS
+    if not keys:
+        return False
+    try:
+        Fernet(keys[0]).decrypt(bytes(ciphertext))
+    except InvalidToken:
+        return False
+    return True
+
+
+def can_decrypt(ciphertext: bytes | memoryview) -> bool:
+    """Tell whether any configured key decrypts ``ciphertext``."""
+    try:
+        build_fernet().decrypt(bytes(ciphertext))
+    except InvalidToken:
+        return False
+    return True

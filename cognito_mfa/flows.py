@@ -164,9 +164,17 @@ def challenge_token_matches(enrollment: Enrollment, token: str) -> bool:
     return bool(expected) and hmac.compare_digest(expected, hash_challenge_token(token))
 
 
+def is_recent_authentication(token: AccessToken) -> bool:
+    """Tell whether the token's sign-in (``auth_time``) is younger than the step-up limit."""
+    # No auth_time means the age is unknown: treat it as too old (fail closed).
+    if token.auth_time is None:
+        return False
+    return now() - token.auth_time <= app_settings.REAUTH_MAX_AGE
+
+
 def require_recent_authentication(token: AccessToken) -> None:
     """Raise ReauthenticationRequired unless the token's ``auth_time`` is recent enough."""
-    if token.auth_time is None or now() - token.auth_time > app_settings.REAUTH_MAX_AGE:
+    if not is_recent_authentication(token):
         raise exc.ReauthenticationRequired()
 
 
@@ -313,8 +321,11 @@ def start_enrollment(
     check_failure_budget(token.username)
     # Settle a preference an earlier verify still owes first, so GetUser tells the truth.
     complete_owed_preferences_for(context, cognito_username=token.username)
-    if client.get_user(access_token=token.raw).software_token_mfa_enabled:
-        require_recent_authentication(token)
+    # A recent sign-in may start either way, so only an older one costs a GetUser. Cognito,
+    # not our table, knows whether a TOTP exists (it may have been set up elsewhere).
+    stale = not is_recent_authentication(token)
+    if stale and client.get_user(access_token=token.raw).software_token_mfa_enabled:
+        raise exc.ReauthenticationRequired()
     associated = client.associate_software_token(access_token=token.raw)
     enrollment = _create_pending(
         context,

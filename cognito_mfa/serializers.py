@@ -61,6 +61,26 @@ class DeviceNameField(StrictCharField):
         return value
 
 
+class CognitoUsernameField(StrictCharField):
+    """A Cognito username: 1-128 letters, marks, symbols, numbers or punctuation.
+
+    Cognito's own pattern is ``[\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+``: no spaces, no control or
+    format characters (a NUL byte would not even fit in a PostgreSQL text column).
+    """
+
+    default_error_messages = {"invalid": _("Not a valid Cognito username.")}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 128)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if any(unicodedata.category(char)[0] in "CZ" for char in value):
+            self.fail("invalid")
+        return value
+
+
 class StrictBooleanField(serializers.BooleanField):
     """JSON ``true``/``false`` only."""
 
@@ -85,17 +105,11 @@ class PreferenceSerializer(serializers.Serializer):
 
 
 class ChallengeStartSerializer(serializers.Serializer):
-    username = StrictCharField(max_length=128)
+    username = CognitoUsernameField()
     # Cognito's own bounds: anything outside them is the caller's error (400), not a failed
     # call to Cognito (botocore refuses it before sending and the app would answer 502).
     session = StrictCharField(min_length=20, max_length=4096)
     friendly_device_name = DeviceNameField()
-
-    def validate_username(self, value: str) -> str:
-        # Cognito usernames are letters, marks, symbols, numbers and punctuation only.
-        if any(unicodedata.category(char)[0] in "CZ" for char in value):
-            raise serializers.ValidationError(_("Enter a valid username."))
-        return value
 
 
 class ChallengeVerifySerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ from .authentication import CognitoAccessTokenAuthentication
 from .models import Enrollment, EnrollmentFlow
 from .otpauth import render_qr
 from .parsers import JSONParser
+from .schema import AUTHENTICATED, document
 from .throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
 from .tokens import AccessToken
 
@@ -135,6 +136,12 @@ def _started_payload(started: flows.StartedEnrollment) -> dict[str, Any]:
 class StatusView(CognitoMFAView):
     """``GET status/``: the caller's MFA state in Cognito and any pending enrollment."""
 
+    @document(
+        operation_id="cognito_mfa_status",
+        summary="The caller's MFA state in Cognito and any pending enrollment",
+        responses={200: serializers.StatusSerializer},
+        errors=(*AUTHENTICATED, "not_found", "cognito_error"),
+    )
     def get(self, request: Request) -> Response:
         payload = flows.get_status(
             user=request.user, token=self.token(request), context=self.context(request)
@@ -148,6 +155,12 @@ class EnrollmentListView(CognitoMFAView):
     def get_throttles(self) -> list[Any]:
         return [StartThrottle()] if self.request.method == "POST" else []
 
+    @document(
+        operation_id="cognito_mfa_enrollments_list",
+        summary="The caller's enrollments, newest first (no secrets)",
+        responses={200: serializers.EnrollmentSerializer(many=True)},
+        errors=AUTHENTICATED,
+    )
     def get(self, request: Request) -> Response:
         enrollments = Enrollment.objects.for_user(request.user).order_by("-created_at")
         data = serializers.EnrollmentSerializer(
@@ -155,6 +168,22 @@ class EnrollmentListView(CognitoMFAView):
         ).data
         return Response(data)
 
+    @document(
+        operation_id="cognito_mfa_enrollments_start",
+        summary="Start an enrollment: a new TOTP secret, shown once",
+        description="Cancels the caller's older pending enrollment. Replacing a TOTP the user "
+        "already has needs a recent sign-in (COGNITO_MFA_REAUTH_MAX_AGE).",
+        request=serializers.StartEnrollmentSerializer,
+        responses={201: serializers.StartedEnrollmentSerializer},
+        errors=(
+            *AUTHENTICATED,
+            "invalid",
+            "reauthentication_required",
+            "not_found",
+            "throttled",
+            "cognito_error",
+        ),
+    )
     def post(self, request: Request) -> Response:
         body = self.validated(serializers.StartEnrollmentSerializer, request)
         started = flows.start_enrollment(
@@ -169,10 +198,24 @@ class EnrollmentListView(CognitoMFAView):
 class EnrollmentDetailView(CognitoMFAView):
     """``GET enrollments/{id}/`` shows one enrollment; ``DELETE`` cancels a pending one."""
 
+    @document(
+        operation_id="cognito_mfa_enrollments_retrieve",
+        summary="One of the caller's enrollments (no secrets)",
+        responses={200: serializers.EnrollmentSerializer},
+        errors=(*AUTHENTICATED, "not_found"),
+        enrollment_id=True,
+    )
     def get(self, request: Request, enrollment_id: str) -> Response:
         enrollment = self.owned_enrollment(request, enrollment_id)
         return Response(serializers.EnrollmentSerializer(enrollment).data)
 
+    @document(
+        operation_id="cognito_mfa_enrollments_cancel",
+        summary="Cancel a pending enrollment",
+        responses={204: None},
+        errors=(*AUTHENTICATED, "not_found", "enrollment_not_pending"),
+        enrollment_id=True,
+    )
     def delete(self, request: Request, enrollment_id: str) -> Response:
         enrollment = self.owned_enrollment(request, enrollment_id)
         flows.cancel_enrollment(enrollment, self.context(request))
@@ -184,6 +227,24 @@ class EnrollmentVerifyView(CognitoMFAView):
 
     throttle_classes = [VerifyThrottle]
 
+    @document(
+        operation_id="cognito_mfa_enrollments_verify",
+        summary="Verify the 6-digit code and turn TOTP on",
+        request=serializers.VerifyEnrollmentSerializer,
+        responses={200: serializers.VerifiedSerializer},
+        errors=(
+            *AUTHENTICATED,
+            "invalid",
+            "invalid_code",
+            "not_found",
+            "enrollment_locked",
+            "enrollment_not_pending",
+            "enrollment_expired",
+            "throttled",
+            "cognito_error",
+        ),
+        enrollment_id=True,
+    )
     def post(self, request: Request, enrollment_id: str) -> Response:
         enrollment = self.owned_enrollment(request, enrollment_id)
         if enrollment.flow != EnrollmentFlow.ACCESS_TOKEN:
@@ -209,6 +270,20 @@ class EnrollmentVerifyView(CognitoMFAView):
 class PreferenceView(CognitoMFAView):
     """``POST preference/``: turn TOTP MFA on/off, make it preferred or not."""
 
+    @document(
+        operation_id="cognito_mfa_preference",
+        summary="Turn TOTP MFA on or off; make it preferred or not",
+        description="Turning it off needs a recent sign-in (COGNITO_MFA_REAUTH_MAX_AGE).",
+        request=serializers.PreferenceSerializer,
+        responses={200: serializers.StatusSerializer},
+        errors=(
+            *AUTHENTICATED,
+            "invalid",
+            "reauthentication_required",
+            "not_found",
+            "cognito_error",
+        ),
+    )
     def post(self, request: Request) -> Response:
         body = self.validated(serializers.PreferenceSerializer, request)
         payload = flows.set_preference(
@@ -229,6 +304,20 @@ class ChallengeEnrollmentView(CognitoMFAView):
     throttle_classes = [ChallengeThrottle]
     source = "challenge"
 
+    @document(
+        operation_id="cognito_mfa_challenge_start",
+        summary="Start an enrollment with a sign-in MFA_SETUP Session (no bearer token)",
+        request=serializers.ChallengeStartSerializer,
+        responses={201: serializers.ChallengeStartedEnrollmentSerializer},
+        errors=(
+            "invalid",
+            "token_invalid",
+            "not_found",
+            "throttled",
+            "cognito_error",
+            "cognito_unavailable",
+        ),
+    )
     def post(self, request: Request) -> Response:
         body = self.validated(serializers.ChallengeStartSerializer, request)
         started = flows.start_challenge_enrollment(
@@ -248,6 +337,24 @@ class ChallengeVerifyView(CognitoMFAView):
     throttle_classes = [ChallengeThrottle]
     source = "challenge"
 
+    @document(
+        operation_id="cognito_mfa_challenge_verify",
+        summary="Verify the code of a sign-in enrollment (authorised by its challenge token)",
+        request=serializers.ChallengeVerifySerializer,
+        responses={200: serializers.ChallengeVerifiedSerializer},
+        errors=(
+            "invalid",
+            "invalid_code",
+            "not_found",
+            "enrollment_locked",
+            "enrollment_not_pending",
+            "enrollment_expired",
+            "throttled",
+            "cognito_error",
+            "cognito_unavailable",
+        ),
+        enrollment_id=True,
+    )
     def post(self, request: Request, enrollment_id: str) -> Response:
         body = self.validated(serializers.ChallengeVerifySerializer, request)
         enrollment = flows.get_challenge_enrollment(

@@ -80,3 +80,21 @@ COGNITO_MFA_TOTP_ISSUER = os.environ.get("COGNITO_MFA_TOTP_ISSUER", "cognito_mfa
 COGNITO_MFA_ENROLLMENT_TTL = timedelta(minutes=10)
 # Answer MFA_SETUP server-side after the device is verified (the demo turns this on).
 COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = os.environ.get("COGNITO_MFA_CHALLENGE_COMPLETE_AUTH") == "1"
+
+# --- OpenAPI schema at /api/schema/ (optional: pip install 'cognito-mfa[schema]') ---------------
+try:
+    import drf_spectacular  # noqa: F401
+except ImportError:
+    HAS_SPECTACULAR = False
+else:
+    HAS_SPECTACULAR = True
+    INSTALLED_APPS.append("drf_spectacular")
+    REST_FRAMEWORK = globals().get("REST_FRAMEWORK", {})
+    REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+    SPECTACULAR_SETTINGS = {
+        "TITLE": "cognito_mfa",
+        "DESCRIPTION": "Amazon Cognito TOTP MFA enrollment.",
+        "VERSION": __import__("cognito_mfa").__version__,
+        "SERVE_INCLUDE_SCHEMA": False,
+        "COMPONENT_SPLIT_REQUEST": True,
+    }
