@@ -195,20 +195,29 @@ def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
 def get_status(*, user: Any, token: AccessToken, context: Context | None = None) -> dict[str, Any]:
     """Return the user's MFA state from Cognito plus the pending enrollment, if any.
 
-    A preference an earlier verify still owes is completed first (``context`` is who asks).
+    A preference an earlier verify still owes is completed first (``context`` is who asks),
+    so GetUser tells the truth.
     """
-    complete_owed_preferences_for(context or Context.build("api"), cognito_username=token.username)
-    state = get_client().get_user(access_token=token.raw)
-    return _status_payload(user, state)
-
-
-def _status_payload(user: Any, state: MFAState) -> dict[str, Any]:
-    pending = (
-        Enrollment.objects.pending()
-        .filter(user=user, expires_at__gt=now())
-        .only("id", "expires_at")
-        .first()
+    # One query finds both the pending enrollment and any preference still owed.
+    rows = list(
+        Enrollment.objects.filter(
+            Q(user=user, status=EnrollmentStatus.PENDING, expires_at__gt=now())
+            | Q(
+                cognito_username=token.username,
+                status=EnrollmentStatus.VERIFIED,
+                preference_pending=True,
+            )
+        ).order_by("-created_at")
     )
+    pending = next((row for row in rows if row.status == EnrollmentStatus.PENDING), None)
+    owed = [row for row in rows if row.preference_pending]
+    if owed:
+        _complete_owed(context or Context.build("api"), owed)
+    state = get_client().get_user(access_token=token.raw)
+    return _status_payload(state, pending)
+
+
+def _status_payload(state: MFAState, pending: Enrollment | None) -> dict[str, Any]:
     return {
         "software_token_mfa_enabled": state.software_token_mfa_enabled,
         "preferred_mfa": state.preferred_mfa,
@@ -320,7 +329,6 @@ def start_enrollment(
     adapter = get_adapter()
     check_failure_budget(token.username)
     # Settle a preference an earlier verify still owes first, so GetUser tells the truth.
-    complete_owed_preferences_for(context, cognito_username=token.username)
     # A recent sign-in may start either way, so only an older one costs a GetUser. Cognito,
     # not our table, knows whether a TOTP exists (it may have been set up elsewhere).
     stale = not is_recent_authentication(token)
@@ -854,17 +862,12 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
     return bool(changed)
 
 
-def complete_owed_preferences_for(context: Context, *, cognito_username: str) -> int:
-    """Complete every preference still owed to this Cognito user; return how many were done.
+def _complete_owed(context: Context, owed: list[Enrollment]) -> int:
+    """Complete preferences still owed (found by the caller); return how many were done.
 
-    Called on the user's next request (``GET status/``, ``POST enrollments/``): one indexed
-    query when nothing is owed. If Cognito is still unavailable the debt stays for later.
+    If Cognito is still unavailable the debt stays for a later request, the cleanup command
+    or an admin refresh.
     """
-    owed = Enrollment.objects.filter(
-        cognito_username=cognito_username,
-        status=EnrollmentStatus.VERIFIED,
-        preference_pending=True,
-    ).order_by("-verified_at")
     done = 0
     for enrollment in owed:
         try:
@@ -936,7 +939,9 @@ def set_preference(
             enabled=enabled,
             preferred=preferred and enabled,
         )
-    return _status_payload(user, client.get_user(access_token=token.raw))
+    state = client.get_user(access_token=token.raw)
+    pending = Enrollment.objects.pending().filter(user=user, expires_at__gt=now()).first()
+    return _status_payload(state, pending)
 
 
 # --- admin and operations ---------------------------------------------------------------------
