@@ -19,6 +19,19 @@ from tests.support import Pool, TestAdapter, create_pool
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave ``postgres_only`` tests out of the SQLite pass: they run in the PostgreSQL pass
+    (``make test`` runs both), so SQLite neither skips nor fakes them."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def require_service(name: str, available: bool, why: str) -> None:
     """Skip locally when a real service is missing; under CI=true that is a failure."""
     if available:

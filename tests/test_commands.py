@@ -16,7 +16,6 @@ import pytest
 import time_machine
 from botocore.stub import Stubber
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.utils import timezone
 
 from cognito_mfa import crypto, flows
@@ -370,10 +369,9 @@ def test_cleanup_completes_owed_preferences(pool: Pool) -> None:
     assert Enrollment.objects.get(cognito_username="nobody").preference_pending is True
 
 
+@pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_cleanup_on_several_hosts_expires_each_row_once(signal_log: SignalLog) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent writers need PostgreSQL (the PostgreSQL pass runs this)")
     start = timezone.now() - timedelta(hours=1)
     rows = [_pending(f"user{index}", created=start) for index in range(40)]
     counts: list[int] = []

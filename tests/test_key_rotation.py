@@ -229,10 +229,9 @@ def test_compare_and_set_never_overwrites_a_concurrent_write(
     assert Enrollment.objects.get(pk=finished.pk).encrypted_credential is None
 
 
+@pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_at_once_rotate_each_row_exactly_once(settings: Any) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent writers need PostgreSQL (runs in the PostgreSQL pass)")
     settings.COGNITO_MFA_ENCRYPTION_KEYS = [OLD_KEY]
     rows = _make_pending(60)
     settings.COGNITO_MFA_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
