@@ -2,7 +2,7 @@
 
 The wheel is built from the files a clone holds, unpacked, and put on ``PYTHONPATH`` of a
 ``startproject`` site (never the repository), configured only with the code blocks of
-``docs/readme/setup.md``; then ``migrate`` and ``runserver`` must work.
+the README's host-project section; then ``migrate`` and ``runserver`` must work.
 """
 
 from __future__ import annotations
@@ -27,7 +27,17 @@ from cognito_mfa import conf
 from tests.conftest import require_service
 
 REPO = Path(__file__).resolve().parent.parent
-SETUP_DOC = REPO / "docs" / "readme" / "setup.md"
+README = REPO / "README.md"
+
+
+def _setup_section() -> str:
+    """The README's "Setting up a host project" section (up to the next ``## `` heading)."""
+    text = README.read_text()
+    start = text.index("## Setting up a host project")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
 FERNET_KEY = "Vb4nU5h2q3sWm8yC0dF6gJ9kL1pR7tX2zA4bE6hN8qM="
 
 
@@ -61,7 +71,7 @@ def _build_tools_available() -> bool:
 
 def _doc_blocks() -> dict[str, str]:
     """The ``python`` blocks of the setup page, keyed by the file their first line names."""
-    text = SETUP_DOC.read_text()
+    text = _setup_section()
     blocks: dict[str, str] = {}
     for match in re.finditer(r"^( *)```python\n(.*?)^\1```", text, re.S | re.M):
         indent = len(match.group(1))
@@ -221,7 +231,7 @@ def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_
 
 
 def test_every_setting_is_documented() -> None:
-    text = SETUP_DOC.read_text()
+    text = _setup_section()
     names = [name for name in vars(conf.AppSettings) if name.isupper()]
     names.remove("ISSUER_URL")  # derived from REGION and USER_POOL_ID, not a setting
     assert len(names) > 20
@@ -232,7 +242,7 @@ def test_every_setting_is_documented() -> None:
 def test_every_signal_and_error_code_is_documented() -> None:
     from cognito_mfa import exceptions, signals
 
-    text = SETUP_DOC.read_text()
+    text = _setup_section()
     for name, value in vars(signals).items():
         if type(value).__name__ == "Signal":
             assert f"| `{name}` |" in text, name
