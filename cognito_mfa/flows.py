@@ -181,9 +181,18 @@ def require_recent_authentication(token: AccessToken) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
+def _unique_or_none(queryset: Any) -> Any:
+    """Return the row a lookup on a unique key finds, or None.
+
+    ``QuerySet.first()`` orders by the model's ordering (or the pk) before ``LIMIT 1``: with
+    a unique key there is at most one row, so the ORDER BY only costs compiling it.
+    """
+    return next(iter(queryset.order_by()[:1]), None)
+
+
 def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
     """Return the user's enrollment; raise NotFound for an unknown id or someone else's."""
-    enrollment = Enrollment.objects.filter(pk=enrollment_id, user=user).first()
+    enrollment = _unique_or_none(Enrollment.objects.filter(pk=enrollment_id, user=user))
     if enrollment is None:
         raise exc.NotFound()
     # The flows read enrollment.user (audit rows, signals): the filter proved it is ``user``,
@@ -237,9 +246,15 @@ def _cancel_pending_for(
     query = Q(cognito_username=cognito_username)
     if user is not None:
         query |= Q(user=user)
-    # The audit rows read old.user: join it (locking only the enrollment rows).
-    rows = Enrollment.objects.select_for_update(of=("self",)).select_related("user")
+    rows = Enrollment.objects.select_for_update(of=("self",))
+    if user is None:
+        # The audit rows read old.user: join it (locking only the enrollment rows). With a
+        # user, a row matched by ``user`` is theirs and gets it below without the join, whose
+        # columns cost more to compile and read than the (usually empty) result.
+        rows = rows.select_related("user")
     for old in rows.pending().filter(query):
+        if user is not None and old.user_id == user.pk:
+            old.user = user
         _finish(old, EnrollmentStatus.CANCELLED, timestamp)
         _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
         _send_on_commit(
@@ -414,7 +429,9 @@ def _require_mfa_setup_candidate(cognito_username: str) -> None:
 
 def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enrollment:
     """Return the challenge enrollment the token opens; NotFound for any mismatch."""
-    enrollment = Enrollment.objects.filter(pk=enrollment_id, flow=EnrollmentFlow.CHALLENGE).first()
+    enrollment = _unique_or_none(
+        Enrollment.objects.filter(pk=enrollment_id, flow=EnrollmentFlow.CHALLENGE)
+    )
     if enrollment is None or not challenge_token_matches(enrollment, challenge_token):
         # Same answer as an unknown id: the id alone tells nothing.
         raise exc.NotFound()
@@ -429,7 +446,7 @@ def check_failure_budget(cognito_username: str) -> bool:
 
     Return whether the user has wrong codes on record (a success then has to reset them).
     """
-    counter = FailureCounter.objects.filter(cognito_username=cognito_username).first()
+    counter = _unique_or_none(FailureCounter.objects.filter(cognito_username=cognito_username))
     if counter is None:
         return False
     if counter.consecutive_failures >= app_settings.FAILURE_HARD_LIMIT:
