@@ -123,6 +123,17 @@ def _send_on_commit(signal: Signal, **kwargs: Any) -> None:
     transaction.on_commit(send)
 
 
+def _announce(signal: Signal, enrollment: Enrollment, context: Context) -> None:
+    """Send a life-cycle signal (kwargs: enrollment, user, request, source) after commit."""
+    _send_on_commit(
+        signal,
+        enrollment=enrollment,
+        user=enrollment.user,
+        request=context.request,
+        source=context.source,
+    )
+
+
 def _audit(
     kind: str,
     context: Context,
@@ -257,13 +268,7 @@ def _cancel_pending_for(
             old.user = user
         _finish(old, EnrollmentStatus.CANCELLED, timestamp)
         _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
-        _send_on_commit(
-            signals.enrollment_cancelled,
-            enrollment=old,
-            user=old.user,
-            request=context.request,
-            source=context.source,
-        )
+        _announce(signals.enrollment_cancelled, old, context)
 
 
 def _finish(enrollment: Enrollment, status: str, timestamp: datetime) -> None:
@@ -318,13 +323,7 @@ def _create_pending(
                     challenge_token_hash=challenge_token_hash,
                 )
                 _audit(Kind.STARTED, context, enrollment=enrollment)
-                _send_on_commit(
-                    signals.enrollment_started,
-                    enrollment=enrollment,
-                    user=user,
-                    request=context.request,
-                    source=context.source,
-                )
+                _announce(signals.enrollment_started, enrollment, context)
                 return enrollment
         except IntegrityError:
             # Another start of the same user committed first: cancel theirs, insert ours.
@@ -538,53 +537,58 @@ def _release(enrollment: Enrollment, lease: datetime) -> None:
     )
 
 
-def _lock(enrollment: Enrollment, context: Context, lease: datetime | None) -> bool:
+def _end_pending(
+    enrollment: Enrollment,
+    context: Context,
+    *,
+    status: str,
+    kind: str,
+    signal: Signal,
+    only_if: Q | None = None,
+    outcome: str = "ok",
+) -> bool:
+    """Move a pending row to the terminal ``status`` by compare-and-set, audit it and announce
+    it after commit. Return False (and change nothing) if the row was no longer pending, or
+    ``only_if`` did not hold: another request got there first."""
     timestamp = now()
     with transaction.atomic():
-        changed = Enrollment.objects.filter(
-            pk=enrollment.pk, status=EnrollmentStatus.PENDING, verify_lease_until=lease
-        ).update(
-            status=EnrollmentStatus.LOCKED,
+        rows = Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.PENDING)
+        changed = rows.filter(only_if or Q()).update(
+            status=status,
             encrypted_credential=None,
             verify_lease_until=None,
             finished_at=timestamp,
         )
         if changed:
-            enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.LOCKED, None
-            _audit(Kind.LOCKED, context, enrollment=enrollment, outcome="enrollment_locked")
-            _send_on_commit(
-                signals.enrollment_locked,
-                enrollment=enrollment,
-                user=enrollment.user,
-                request=context.request,
-                source=context.source,
-            )
+            enrollment.status, enrollment.encrypted_credential = status, None
+            enrollment.verify_lease_until, enrollment.finished_at = None, timestamp
+            _audit(kind, context, enrollment=enrollment, outcome=outcome)
+            _announce(signal, enrollment, context)
     return bool(changed)
+
+
+def _lock(enrollment: Enrollment, context: Context, lease: datetime | None) -> bool:
+    return _end_pending(
+        enrollment,
+        context,
+        status=EnrollmentStatus.LOCKED,
+        kind=Kind.LOCKED,
+        signal=signals.enrollment_locked,
+        only_if=Q(verify_lease_until=lease),
+        outcome="enrollment_locked",
+    )
 
 
 def expire_enrollment(enrollment: Enrollment, context: Context) -> bool:
     """Expire a pending enrollment (once: return False if another process did it first)."""
-    timestamp = now()
-    with transaction.atomic():
-        changed = Enrollment.objects.filter(
-            pk=enrollment.pk, status=EnrollmentStatus.PENDING
-        ).update(
-            status=EnrollmentStatus.EXPIRED,
-            encrypted_credential=None,
-            verify_lease_until=None,
-            finished_at=timestamp,
-        )
-        if changed:
-            enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.EXPIRED, None
-            _audit(Kind.EXPIRED, context, enrollment=enrollment, outcome="enrollment_expired")
-            _send_on_commit(
-                signals.enrollment_expired,
-                enrollment=enrollment,
-                user=enrollment.user,
-                request=context.request,
-                source=context.source,
-            )
-    return bool(changed)
+    return _end_pending(
+        enrollment,
+        context,
+        status=EnrollmentStatus.EXPIRED,
+        kind=Kind.EXPIRED,
+        signal=signals.enrollment_expired,
+        outcome="enrollment_expired",
+    )
 
 
 def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime) -> int:
@@ -626,13 +630,7 @@ def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime
         )
         if locked:
             _audit(Kind.LOCKED, context, enrollment=row, outcome="enrollment_locked")
-            _send_on_commit(
-                signals.enrollment_locked,
-                enrollment=row,
-                user=row.user,
-                request=context.request,
-                source=context.source,
-            )
+            _announce(signals.enrollment_locked, row, context)
     enrollment.attempts, enrollment.status = row.attempts, row.status
     enrollment.encrypted_credential = row.encrypted_credential
     return remaining
@@ -900,30 +898,17 @@ def _complete_owed(context: Context, owed: list[Enrollment]) -> int:
 
 def cancel_enrollment(enrollment: Enrollment, context: Context) -> None:
     """Cancel a pending enrollment; raise EnrollmentNotPending if it is not (or is busy)."""
-    timestamp = now()
-    with transaction.atomic():
-        changed = (
-            Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.PENDING)
-            .filter(Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=timestamp))
-            .update(
-                status=EnrollmentStatus.CANCELLED,
-                encrypted_credential=None,
-                verify_lease_until=None,
-                finished_at=timestamp,
-            )
-        )
-        if not changed:
-            raise exc.EnrollmentNotPending()
-        enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.CANCELLED, None
-        enrollment.finished_at = timestamp
-        _audit(Kind.CANCELLED, context, enrollment=enrollment)
-        _send_on_commit(
-            signals.enrollment_cancelled,
-            enrollment=enrollment,
-            user=enrollment.user,
-            request=context.request,
-            source=context.source,
-        )
+    lease_free = Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=now())
+    cancelled = _end_pending(
+        enrollment,
+        context,
+        status=EnrollmentStatus.CANCELLED,
+        kind=Kind.CANCELLED,
+        signal=signals.enrollment_cancelled,
+        only_if=lease_free,
+    )
+    if not cancelled:
+        raise exc.EnrollmentNotPending()
 
 
 def set_preference(

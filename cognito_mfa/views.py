@@ -25,6 +25,17 @@ from .throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
 from .tokens import AccessToken
 
 MAX_LISTED_ENROLLMENTS = 50
+# What a verify can answer besides authentication errors (for the OpenAPI schema).
+VERIFY_ERRORS = (
+    "invalid",
+    "invalid_code",
+    "not_found",
+    "enrollment_locked",
+    "enrollment_not_pending",
+    "enrollment_expired",
+    "throttled",
+    "cognito_error",
+)
 
 
 def _error_response(error: exc.CognitoMFAError) -> Response:
@@ -232,17 +243,7 @@ class EnrollmentVerifyView(CognitoMFAView):
         summary="Verify the 6-digit code and turn TOTP on",
         request=serializers.VerifyEnrollmentSerializer,
         responses={200: serializers.VerifiedSerializer},
-        errors=(
-            *AUTHENTICATED,
-            "invalid",
-            "invalid_code",
-            "not_found",
-            "enrollment_locked",
-            "enrollment_not_pending",
-            "enrollment_expired",
-            "throttled",
-            "cognito_error",
-        ),
+        errors=(*AUTHENTICATED, *VERIFY_ERRORS),
         enrollment_id=True,
     )
     def post(self, request: Request, enrollment_id: str) -> Response:
@@ -342,17 +343,7 @@ class ChallengeVerifyView(CognitoMFAView):
         summary="Verify the code of a sign-in enrollment (authorised by its challenge token)",
         request=serializers.ChallengeVerifySerializer,
         responses={200: serializers.ChallengeVerifiedSerializer},
-        errors=(
-            "invalid",
-            "invalid_code",
-            "not_found",
-            "enrollment_locked",
-            "enrollment_not_pending",
-            "enrollment_expired",
-            "throttled",
-            "cognito_error",
-            "cognito_unavailable",
-        ),
+        errors=(*VERIFY_ERRORS, "cognito_unavailable"),
         enrollment_id=True,
     )
     def post(self, request: Request, enrollment_id: str) -> Response:
