@@ -65,7 +65,12 @@ class Context:
 
 
 # Request headers that carry a credential: the bearer token, the host's token header, cookies.
-_CREDENTIAL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_COGNITO_ACCESS_TOKEN", "HTTP_COOKIE")
+_CREDENTIAL_HEADERS = (
+    "HTTP_AUTHORIZATION",
+    "HTTP_X_COGNITO_ACCESS_TOKEN",
+    "HTTP_COOKIE",
+    "CSRF_COOKIE",
+)
 
 
 def without_credentials(request: HttpRequest | None) -> HttpRequest | None:
@@ -87,6 +92,8 @@ def without_credentials(request: HttpRequest | None) -> HttpRequest | None:
     # WSGIRequest parses POST/FILES lazily from these two attributes.
     clone.__dict__.update(_post=QueryDict(), _files=MultiValueDict())
     clone.__dict__.pop("headers", None)  # a cached view of the old META
+    # DRF mirrors request.auth (our AccessToken, whose .raw is the token) onto the request.
+    clone.__dict__.pop("auth", None)
     return clone
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import transaction
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -89,6 +90,12 @@ class CognitoMFAView(APIView):
     renderer_classes = [JSONRenderer]
     throttle_classes: list[type] = []
     source = "api"
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Never inside ATOMIC_REQUESTS: flows commit the verify lease before calling Cognito,
+        # and a request-wide transaction would hold its row lock across that call.
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     def get_exception_handler(self) -> Any:
         return exception_handler

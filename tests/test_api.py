@@ -569,5 +569,37 @@ def test_signal_request_carries_no_credentials_and_no_body(
         assert name not in request.META
     assert request.COOKIES == {}
     assert request.body == b""
+    assert getattr(request, "auth", None) is None
     assert alice not in repr(vars(request))
     assert "body-sentinel" not in repr(vars(request))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_database_transaction_is_open_while_cognito_is_called(
+    alice_api: APIClient, settings: Any
+) -> None:
+    # Even a host with ATOMIC_REQUESTS must not hold the lease's row lock across Cognito.
+    from django.db import connection
+
+    from cognito_mfa import cognito
+
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    seen: list[bool] = []
+
+    def record(**_: Any) -> None:
+        seen.append(connection.in_atomic_block)
+
+    events = cognito.get_client().client.meta.events
+    events.register("before-call.cognito-idp", record, unique_id="atomic-probe")
+    try:
+        started = alice_api.post("/api/mfa/enrollments/", {}, format="json").json()
+        response = alice_api.post(
+            f"/api/mfa/enrollments/{started['id']}/verify/",
+            {"user_code": fresh_code()},
+            format="json",
+        )
+    finally:
+        events.unregister("before-call.cognito-idp", unique_id="atomic-probe")
+    assert response.status_code == 200, response.content
+    assert seen
+    assert not any(seen)
