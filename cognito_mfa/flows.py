@@ -884,6 +884,17 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
     return bool(changed)
 
 
+def forgive_owed_preferences(cognito_username: str) -> None:
+    """Drop a still-owed "turn TOTP on" of this user: a later explicit choice (the user's
+    preference, an admin reset) wins, and a retry must not undo it. Done before calling
+    Cognito, so a completion racing with the choice finds nothing owed."""
+    Enrollment.objects.filter(
+        cognito_username=cognito_username,
+        status=EnrollmentStatus.VERIFIED,
+        preference_pending=True,
+    ).update(preference_pending=False)
+
+
 def _complete_owed(context: Context, owed: list[Enrollment]) -> int:
     """Complete preferences still owed (found by the caller); return how many were done.
 
@@ -927,6 +938,7 @@ def set_preference(
     """
     if not enabled:
         require_recent_authentication(token)
+    forgive_owed_preferences(token.username)
     client = get_client()
     client.set_user_mfa_preference(
         access_token=token.raw, enabled=enabled, preferred=preferred and enabled
@@ -968,6 +980,7 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
     Uses the IAM-authorised ``AdminSetUserMFAPreference`` and ``AdminDeleteSoftwareToken``;
     the user's consecutive wrong codes are forgotten so they can enroll again at once.
     """
+    forgive_owed_preferences(cognito_username)
     client = get_client()
     client.admin_set_user_mfa_preference(username=cognito_username, enabled=False, preferred=False)
     token_deleted = client.admin_delete_software_token(username=cognito_username)

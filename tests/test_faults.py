@@ -262,3 +262,40 @@ def test_owed_preference_survives_cognito_still_down(
     faults.clear()
     assert user_api.get("/api/mfa/status/").json()["software_token_mfa_enabled"] is True
     assert len(signal_log.named("mfa_preference_changed")) == 1
+
+
+def test_turning_totp_off_forgives_an_owed_preference(
+    server_pool: Pool, user_api: APIClient, faults: Faults, signal_log: SignalLog
+) -> None:
+    enrollment_id = _start(user_api)
+    faults.plan("SetUserMFAPreference", then=THROTTLED)
+    assert _verify(user_api, enrollment_id, fresh_code()).status_code == 200
+    faults.clear()
+    assert Enrollment.objects.get(pk=enrollment_id).preference_pending
+
+    # The user's explicit "off" (fresh sign-in) wins over the debt from the failed "on".
+    off = user_api.post("/api/mfa/preference/", {"enabled": False, "preferred": False}, "json")
+    assert off.status_code == 200, off.content
+
+    assert not Enrollment.objects.get(pk=enrollment_id).preference_pending
+    status = user_api.get("/api/mfa/status/").json()
+    assert status["software_token_mfa_enabled"] is False
+    assert faults.sends["AdminSetUserMFAPreference"] == 0
+    assert [kwargs["enabled"] for kwargs in signal_log.named("mfa_preference_changed")] == [False]
+
+
+def test_an_admin_reset_forgives_an_owed_preference(
+    server_pool: Pool, user_api: APIClient, faults: Faults
+) -> None:
+    from cognito_mfa import flows
+
+    enrollment_id = _start(user_api)
+    faults.plan("SetUserMFAPreference", then=THROTTLED)
+    assert _verify(user_api, enrollment_id, fresh_code()).status_code == 200
+    faults.clear()
+
+    flows.reset_totp(flows.Context.build("admin"), "fay", None)
+
+    assert not Enrollment.objects.get(pk=enrollment_id).preference_pending
+    assert flows.complete_owed_preferences(flows.Context.build("command")) == (0, 0)
+    assert not server_pool.mfa_state("fay").get("UserMFASettingList")
