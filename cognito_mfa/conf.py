@@ -111,10 +111,11 @@ class AppSettings:
     def CHALLENGE_COMPLETE_AUTH(self) -> bool:
         """Answer ``RespondToAuthChallenge`` server-side and return the tokens.
 
-        Always on when the app client has a secret: only the server can compute
-        ``SECRET_HASH``.
+        On by default: the tokens are the only proof of whose Session it was, so only then does
+        the app act on the named user's account (turn TOTP on). Always on when the app client
+        has a secret: only the server can compute ``SECRET_HASH``.
         """
-        return bool(_get("CHALLENGE_COMPLETE_AUTH", False)) or bool(self.APP_CLIENT_SECRET)
+        return bool(_get("CHALLENGE_COMPLETE_AUTH", True)) or bool(self.APP_CLIENT_SECRET)
 
     @property
     def MAX_ATTEMPTS(self) -> int:

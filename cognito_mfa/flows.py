@@ -257,22 +257,23 @@ def _status_payload(state: MFAState, pending: Enrollment | None) -> dict[str, An
 # --- starting ---------------------------------------------------------------------------------
 
 
+class _VerifyInFlight(Exception):
+    """An older pending enrollment is being verified right now: wait, then start again."""
+
+
 def _cancel_pending_for(
     context: Context, *, user: Any, cognito_username: str, timestamp: datetime
 ) -> None:
-    """Cancel the older pending enrollment(s) of this user, inside the caller's transaction."""
-    query = Q(cognito_username=cognito_username)
-    if user is not None:
-        query |= Q(user=user)
+    """Cancel the older pending enrollment(s) of a proven user (access-token flow), inside the
+    caller's transaction. Raise _VerifyInFlight if one of them holds a live verify lease: its
+    code may be accepted by Cognito this very moment, so it must finish first."""
+    query = Q(cognito_username=cognito_username) | Q(user=user)
     rows = Enrollment.objects.select_for_update(of=("self",))
-    if user is None:
-        # The audit rows read old.user: join it (locking only the enrollment rows). With a
-        # user, a row matched by ``user`` is theirs and gets it below without the join, whose
-        # columns cost more to compile and read than the (usually empty) result.
-        rows = rows.select_related("user")
     for old in rows.pending().filter(query):
-        if user is not None and old.user_id == user.pk:
-            old.user = user
+        if old.verify_lease_until is not None and old.verify_lease_until > timestamp:
+            raise _VerifyInFlight()
+        if old.user_id == user.pk:
+            old.user = user  # the audit row reads it; saves a query
         _finish(old, EnrollmentStatus.CANCELLED, timestamp)
         _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
         _announce(signals.enrollment_cancelled, old, context)
@@ -303,21 +304,29 @@ def _create_pending(
     device_name: str,
     challenge_token_hash: str = "",
 ) -> Enrollment:
-    """Cancel the older pending enrollment and create the new one, retrying a lost race."""
-    for attempt in range(5):
+    """Create the new pending enrollment; for a proven user (access-token flow) cancel the
+    older pending one first, retrying a lost race and waiting out a verify in flight.
+
+    A sign-in challenge supersedes nothing: the username it names is only a claim until
+    Cognito hands out tokens, so it must not be able to cancel anyone's enrollment.
+    """
+    supersedes = flow == EnrollmentFlow.ACCESS_TOKEN
+    deadline = time.monotonic() + _lease_duration().total_seconds()
+    races = 0
+    while True:
         timestamp = now()
         try:
             with transaction.atomic():
-                if user is not None:
+                if supersedes:
                     # Serialise starts of one user on their row (never across a Cognito call).
                     # ``_meta.model``, not ``type(user)``: a host's session user arrives wrapped
                     # in a SimpleLazyObject.
                     user._meta.model._default_manager.select_for_update().filter(
                         pk=user.pk
                     ).exists()
-                _cancel_pending_for(
-                    context, user=user, cognito_username=cognito_username, timestamp=timestamp
-                )
+                    _cancel_pending_for(
+                        context, user=user, cognito_username=cognito_username, timestamp=timestamp
+                    )
                 enrollment = Enrollment.objects.create(
                     user=user,
                     cognito_username=cognito_username,
@@ -334,9 +343,15 @@ def _create_pending(
                 return enrollment
         except IntegrityError:
             # Another start of the same user committed first: cancel theirs, insert ours.
-            if attempt == 4:
+            races += 1
+            if races == 5:
                 raise
-    raise AssertionError("unreachable")
+        except _VerifyInFlight:
+            if time.monotonic() > deadline:
+                raise exc.EnrollmentNotPending(
+                    "A verification of your pending enrollment is in progress."
+                ) from None
+            time.sleep(0.05)
 
 
 def start_enrollment(
@@ -586,58 +601,73 @@ def _lock(enrollment: Enrollment, context: Context, lease: datetime | None) -> b
     )
 
 
-def expire_enrollment(enrollment: Enrollment, context: Context) -> bool:
-    """Expire a pending enrollment (once: return False if another process did it first)."""
+def expire_enrollment(
+    enrollment: Enrollment, context: Context, *, lease: datetime | None = None
+) -> bool:
+    """Expire a pending enrollment (once: return False if another process did it first).
+
+    A row whose verify is in flight is left to that verify, unless the caller holds ``lease``.
+    """
+    lease_free = Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=now())
     return _end_pending(
         enrollment,
         context,
         status=EnrollmentStatus.EXPIRED,
         kind=Kind.EXPIRED,
         signal=signals.enrollment_expired,
+        only_if=lease_free if lease is None else lease_free | Q(verify_lease_until=lease),
         outcome="enrollment_expired",
     )
 
 
 def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime) -> int:
-    """Count a rejected code; lock at the cap. Return the attempts remaining."""
+    """Count a rejected code; lock at the cap. Return the attempts remaining.
+
+    Raise EnrollmentNotPending if the row ended (or our lease ran out) while Cognito answered:
+    the wrong code still counts against the user, but the row is no longer ours to change.
+    """
     cap = app_settings.MAX_ATTEMPTS
     timestamp = now()
     with transaction.atomic():
         row = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
-        row.attempts += 1
-        locked = row.attempts >= cap
-        fields = ["attempts", "verify_lease_until"]
-        row.verify_lease_until = None
-        if locked:
-            row.status, row.encrypted_credential, row.finished_at = (
-                EnrollmentStatus.LOCKED,
-                None,
-                timestamp,
-            )
-            fields += ["status", "encrypted_credential", "finished_at"]
-        row.save(update_fields=fields)
-        remaining = max(cap - row.attempts, 0)
         _count_failure(row.cognito_username)
-        _audit(
-            Kind.VERIFICATION_FAILED,
-            context,
-            enrollment=row,
-            outcome="invalid_code",
-            detail={"attempts_remaining": remaining},
-        )
-        _send_on_commit(
-            signals.verification_failed,
-            enrollment=row,
-            user=row.user,
-            request=context.request,
-            source=context.source,
-            actor=_actor(context, row.user),
-            code="invalid_code",
-            attempts_remaining=remaining,
-        )
-        if locked:
-            _audit(Kind.LOCKED, context, enrollment=row, outcome="enrollment_locked")
-            _announce(signals.enrollment_locked, row, context)
+        ours = row.status == EnrollmentStatus.PENDING and row.verify_lease_until == lease
+        if ours:
+            row.attempts += 1
+            locked = row.attempts >= cap
+            fields = ["attempts", "verify_lease_until"]
+            row.verify_lease_until = None
+            if locked:
+                row.status, row.encrypted_credential, row.finished_at = (
+                    EnrollmentStatus.LOCKED,
+                    None,
+                    timestamp,
+                )
+                fields += ["status", "encrypted_credential", "finished_at"]
+            row.save(update_fields=fields)
+            remaining = max(cap - row.attempts, 0)
+            _audit(
+                Kind.VERIFICATION_FAILED,
+                context,
+                enrollment=row,
+                outcome="invalid_code",
+                detail={"attempts_remaining": remaining},
+            )
+            _send_on_commit(
+                signals.verification_failed,
+                enrollment=row,
+                user=row.user,
+                request=context.request,
+                source=context.source,
+                actor=_actor(context, row.user),
+                code="invalid_code",
+                attempts_remaining=remaining,
+            )
+            if locked:
+                _audit(Kind.LOCKED, context, enrollment=row, outcome="enrollment_locked")
+                _announce(signals.enrollment_locked, row, context)
+    if not ours:
+        raise exc.EnrollmentNotPending()
     enrollment.attempts, enrollment.status = row.attempts, row.status
     enrollment.encrypted_credential = row.encrypted_credential
     return remaining
@@ -686,7 +716,7 @@ def verify_enrollment(
         remaining = _record_wrong_code(enrollment, context, lease)
         raise exc.InvalidCode(attempts_remaining=remaining) from None
     except exc.CredentialRejected:
-        expire_enrollment(enrollment, context)
+        expire_enrollment(enrollment, context, lease=lease)
         raise exc.EnrollmentExpired() from None
     except BaseException:
         # Cognito unreachable, throttling or misconfigured: not the user's fault, nothing changes.
@@ -718,10 +748,18 @@ def verify_enrollment(
         if fresh_token is not None and not _token_names(fresh_token, enrollment.cognito_username):
             # The Session belonged to someone else than the username the caller claimed.
             logger.warning("cognito_mfa: MFA_SETUP tokens name another user than claimed")
+            expire_enrollment(enrollment, context, lease=lease)
             raise exc.NotFound()
-        preference_owed = not _turn_on_totp(
-            client, enrollment.cognito_username, fresh_token, preferred
-        )
+        if fresh_token is not None:
+            preference_owed = not _turn_on_totp(
+                client, enrollment.cognito_username, fresh_token, preferred
+            )
+        else:
+            # Without tokens the username is only the caller's claim: act on nobody's account
+            # by name. The SPA answers the challenge and turns TOTP on with its own new token
+            # (POST preference/); the claimed user's failure budget is left alone.
+            preference_owed = False
+            failures_on_record = False
     else:
         preference_owed = not _turn_on_totp(
             client, enrollment.cognito_username, credential, preferred
@@ -811,40 +849,51 @@ def _mark_verified(
             preference_pending=preference_owed,
         )
         if not changed:
-            # Cancelled while Cognito was answering; Cognito has the token regardless.
-            raise exc.EnrollmentNotPending()
-        enrollment.status = EnrollmentStatus.VERIFIED
-        enrollment.verified_at, enrollment.verified_by = timestamp, verified_by
-        enrollment.finished_at, enrollment.friendly_device_name = timestamp, device_name
-        enrollment.encrypted_credential, enrollment.verify_lease_until = None, None
-        enrollment.preference_pending = preference_owed
-        if reset_failures:
-            reset_failure_budget(enrollment.cognito_username)
-        _audit(
-            Kind.VERIFIED,
-            context,
-            enrollment=enrollment,
-            detail={"preference_pending": preference_owed} if preference_owed else None,
-        )
-        _send_on_commit(
-            signals.software_token_verified,
-            enrollment=enrollment,
-            user=enrollment.user,
-            request=context.request,
-            source=context.source,
-            actor=_actor(context, enrollment.user),
-            friendly_device_name=device_name,
-        )
-        if not preference_owed:
+            # Our lease ran out while Cognito answered and the row ended meanwhile. Cognito has
+            # the device regardless: leave a trace for the operator, then report the conflict.
+            logger.warning("cognito_mfa: verified by Cognito after the enrollment had ended")
+            _audit(
+                Kind.VERIFIED,
+                context,
+                enrollment=enrollment,
+                outcome="enrollment_not_pending",
+                detail={"late": True},
+            )
+        else:
+            enrollment.status = EnrollmentStatus.VERIFIED
+            enrollment.verified_at, enrollment.verified_by = timestamp, verified_by
+            enrollment.finished_at, enrollment.friendly_device_name = timestamp, device_name
+            enrollment.encrypted_credential, enrollment.verify_lease_until = None, None
+            enrollment.preference_pending = preference_owed
+            if reset_failures:
+                reset_failure_budget(enrollment.cognito_username)
+            _audit(
+                Kind.VERIFIED,
+                context,
+                enrollment=enrollment,
+                detail={"preference_pending": preference_owed} if preference_owed else None,
+            )
             _send_on_commit(
-                signals.mfa_preference_changed,
+                signals.software_token_verified,
+                enrollment=enrollment,
                 user=enrollment.user,
                 request=context.request,
                 source=context.source,
                 actor=_actor(context, enrollment.user),
-                enabled=True,
-                preferred=app_settings.SET_PREFERRED,
+                friendly_device_name=device_name,
             )
+            if not preference_owed:
+                _send_on_commit(
+                    signals.mfa_preference_changed,
+                    user=enrollment.user,
+                    request=context.request,
+                    source=context.source,
+                    actor=_actor(context, enrollment.user),
+                    enabled=True,
+                    preferred=app_settings.SET_PREFERRED,
+                )
+    if not changed:
+        raise exc.EnrollmentNotPending()
     return enrollment
 
 

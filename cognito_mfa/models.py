@@ -95,14 +95,17 @@ class Enrollment(models.Model):
         verbose_name_plural = _("MFA enrollments")
         permissions = [("verify_enrollment", _("Can verify an enrollment with a user's code"))]
         constraints = [
+            # One pending enrollment per proven user. Sign-in challenge rows are left out: the
+            # username they carry is a claim until Cognito hands out tokens, and a claim must
+            # not displace (or be blocked by) the real user's enrollment.
             models.UniqueConstraint(
                 fields=["user"],
-                condition=Q(status="pending"),
+                condition=Q(status="pending", flow="access_token"),
                 name="cognito_mfa_one_pending_per_user",
             ),
             models.UniqueConstraint(
                 fields=["cognito_username"],
-                condition=Q(status="pending"),
+                condition=Q(status="pending", flow="access_token"),
                 name="cognito_mfa_one_pending_per_cognito_user",
             ),
             models.CheckConstraint(

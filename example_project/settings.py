@@ -79,7 +79,9 @@ COGNITO_MFA_ENCRYPTION_KEYS = os.environ.get(
 COGNITO_MFA_TOTP_ISSUER = os.environ.get("COGNITO_MFA_TOTP_ISSUER", "cognito_mfa demo")
 COGNITO_MFA_ENROLLMENT_TTL = timedelta(minutes=10)
 # Answer MFA_SETUP server-side after the device is verified (the demo turns this on).
-COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = os.environ.get("COGNITO_MFA_CHALLENGE_COMPLETE_AUTH") == "1"
+COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = (
+    os.environ.get("COGNITO_MFA_CHALLENGE_COMPLETE_AUTH", "1") == "1"
+)
 
 # --- OpenAPI schema at /api/schema/ (optional: pip install 'cognito-mfa[schema]') ---------------
 try:

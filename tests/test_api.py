@@ -326,9 +326,17 @@ def test_database_refuses_a_second_pending_row_for_a_user(alice_api: APIClient) 
         Enrollment.objects.create(
             user=None,
             cognito_username=existing.cognito_username,
-            flow="challenge",
+            flow="access_token",
             expires_at=existing.expires_at,
         )
+    # A sign-in challenge row only claims its username: it neither displaces nor is blocked
+    # by the proven user's pending enrollment.
+    Enrollment.objects.create(
+        user=None,
+        cognito_username=existing.cognito_username,
+        flow="challenge",
+        expires_at=existing.expires_at,
+    )
     # A finished row of the same user is fine; so is a credential only on a pending row.
     Enrollment.objects.create(
         user=existing.user,

@@ -446,9 +446,12 @@ def test_tokens_of_another_user_than_claimed_are_refused(
 
 
 @pytest.mark.django_db
-def test_default_mode_returns_the_session_and_turns_totp_on_with_admin_call(
+def test_spa_mode_returns_the_session_and_acts_on_no_account_by_name(
     api: APIClient, stub_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Without tokens the username is only a claim: no AdminSetUserMFAPreference on it (none is
+    # queued, so the Stubber would fail if one were sent); the SPA turns TOTP on itself.
+    stub_settings.COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = False
     with stubbed_app_client(monkeypatch) as stubber:
         queue_start(stubber)
         started = start(api, "mona", SESSION).json()
@@ -456,15 +459,6 @@ def test_default_mode_returns_the_session_and_turns_totp_on_with_admin_call(
             "verify_software_token",
             {"Status": "SUCCESS", "Session": SESSION_3},
             {"Session": SESSION_2, "UserCode": "654321"},
-        )
-        stubber.add_response(
-            "admin_set_user_mfa_preference",
-            {},
-            {
-                "UserPoolId": POOL_ID,
-                "Username": "mona",
-                "SoftwareTokenMfaSettings": {"Enabled": True, "PreferredMfa": True},
-            },
         )
         response = api.post(
             verify_url(started["id"]),
@@ -664,6 +658,8 @@ def test_without_a_django_user_events_name_nobody(
         ("started", "challenge", "ok", None, None, "127.0.0.1"),
         ("verification_failed", "challenge", "invalid_code", None, None, "127.0.0.1"),
         ("verified", "challenge", "ok", None, None, "127.0.0.1"),
+        # The app answered MFA_SETUP itself (the default) and got the tokens.
+        ("challenge_completed", "challenge", "ok", None, None, "127.0.0.1"),
     ]
     assert on_pool.mfa_state("rosa")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
 
@@ -719,3 +715,39 @@ def test_with_a_django_user_events_name_the_user_and_lock_is_signalled(
 )
 def test_mfas_can_setup_is_parsed_tolerantly(raw: Any, expected: list[str]) -> None:
     assert cognito.parse_mfas_can_setup(raw) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_on_someone_mid_sign_in_neither_cancels_nor_enables_anything(
+    api: APIClient, on_pool: Pool, signal_log: SignalLog
+) -> None:
+    # olga and pete both meet MFA_SETUP; pete names olga with his own Session.
+    olga = start(api, "olga", mfa_setup_session(on_pool, "olga")).json()
+    claim = start(api, "olga", mfa_setup_session(on_pool, "pete"))
+    assert claim.status_code == 201  # a Session does not say whose it is, yet
+    # olga's enrollment is untouched: a claim supersedes nothing.
+    assert Enrollment.objects.get(pk=olga["id"]).status == "pending"
+    assert signal_log.named("enrollment_cancelled") == []
+
+    # pete's code is right for his Session, but Cognito's tokens name pete, not olga.
+    refused = api.post(
+        verify_url(claim.json()["id"]),
+        {"challenge_token": claim.json()["challenge_token"], "user_code": fresh_code()},
+        "json",
+    )
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "not_found"
+    claimed = Enrollment.objects.get(pk=claim.json()["id"])
+    assert (claimed.status, claimed.encrypted_credential) == ("expired", None)
+    assert signal_log.named("software_token_verified") == []
+    assert not on_pool.mfa_state("olga").get("UserMFASettingList")
+
+    # olga finishes her own set-up as if nothing happened.
+    verified = api.post(
+        verify_url(olga["id"]),
+        {"challenge_token": olga["challenge_token"], "user_code": fresh_code()},
+        "json",
+    )
+    assert verified.status_code == 200, verified.content
+    assert on_pool.mfa_state("olga")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+    assert not on_pool.mfa_state("pete").get("UserMFASettingList")

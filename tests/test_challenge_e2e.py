@@ -139,6 +139,16 @@ def test_first_sign_in_sets_up_totp_through_the_challenge_endpoints(
         assert result["session"]
         sentinels["verified Session"] = result["session"]
         tokens = spa.respond_mfa_setup("fiona", result["session"])
+        # The app acted on no account by name (the username was only a claim): the SPA turns
+        # TOTP on with its own new token.
+        turned_on = requests.post(
+            base + "preference/",
+            json={"enabled": True, "preferred": True},
+            headers={"Authorization": f"Bearer {tokens['AccessToken']}"},
+            timeout=15,
+        )
+        assert turned_on.status_code == 200, turned_on.text
+        assert turned_on.json()["software_token_mfa_enabled"] is True
     else:
         assert result["session"] is None
         tokens = result["authentication_result"]
