@@ -419,9 +419,15 @@
         signedIn(current.username, result.authentication_result.AccessToken);
         return loadAccount().then(finishedSetup);
       }
-      // The site left RespondToAuthChallenge to the page: answer MFA_SETUP with the session.
+      // The site left RespondToAuthChallenge to the page: answer MFA_SETUP with the session,
+      // then turn TOTP on with the new token (the site changes no account by a claimed name).
       challenge = { name: "MFA_SETUP", session: result.session, username: current.username };
-      return respond({}).then(finishedSetup);
+      return respond({})
+        .then(function () {
+          return request("POST", API + "preference/", { enabled: true, preferred: true }, { bearer: true });
+        })
+        .then(loadAccount)
+        .then(finishedSetup);
     });
   }
 
