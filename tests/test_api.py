@@ -584,14 +584,14 @@ def test_signal_request_carries_no_credentials_and_no_body(
 
 @pytest.mark.django_db(transaction=True)
 def test_no_database_transaction_is_open_while_cognito_is_called(
-    alice_api: APIClient, settings: Any
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Even a host with ATOMIC_REQUESTS must not hold the lease's row lock across Cognito.
     from django.db import connection
 
     from cognito_mfa import cognito
 
-    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     seen: list[bool] = []
 
     def record(**_: Any) -> None:
