@@ -141,6 +141,19 @@ def _announce(signal: Signal, enrollment: Enrollment, context: Context) -> None:
     )
 
 
+def _announce_preference(context: Context, user: Any, *, enabled: bool, preferred: bool) -> None:
+    """Send ``mfa_preference_changed`` after commit (``actor``: the admin, else the user)."""
+    _send_on_commit(
+        signals.mfa_preference_changed,
+        user=user,
+        request=context.request,
+        source=context.source,
+        actor=_actor(context, user),
+        enabled=enabled,
+        preferred=preferred,
+    )
+
+
 def _audit(
     kind: str,
     context: Context,
@@ -883,14 +896,8 @@ def _mark_verified(
                 friendly_device_name=device_name,
             )
             if not preference_owed:
-                _send_on_commit(
-                    signals.mfa_preference_changed,
-                    user=enrollment.user,
-                    request=context.request,
-                    source=context.source,
-                    actor=_actor(context, enrollment.user),
-                    enabled=True,
-                    preferred=app_settings.SET_PREFERRED,
+                _announce_preference(
+                    context, enrollment.user, enabled=True, preferred=app_settings.SET_PREFERRED
                 )
     if not changed:
         raise exc.EnrollmentNotPending()
@@ -921,15 +928,7 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
                 enrollment=enrollment,
                 detail={"enabled": True, "preferred": preferred},
             )
-            _send_on_commit(
-                signals.mfa_preference_changed,
-                user=enrollment.user,
-                request=context.request,
-                source=context.source,
-                actor=_actor(context, enrollment.user),
-                enabled=True,
-                preferred=preferred,
-            )
+            _announce_preference(context, enrollment.user, enabled=True, preferred=preferred)
     return bool(changed)
 
 
@@ -1000,15 +999,7 @@ def set_preference(
             cognito_username=token.username,
             detail={"enabled": enabled, "preferred": preferred and enabled},
         )
-        _send_on_commit(
-            signals.mfa_preference_changed,
-            user=user,
-            request=context.request,
-            source=context.source,
-            actor=_actor(context, user),
-            enabled=enabled,
-            preferred=preferred and enabled,
-        )
+        _announce_preference(context, user, enabled=enabled, preferred=preferred and enabled)
     state = client.get_user(access_token=token.raw)
     pending = Enrollment.objects.pending().filter(user=user, expires_at__gt=now()).first()
     return _status_payload(state, pending)
@@ -1042,15 +1033,7 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
             cognito_username=cognito_username,
             detail={"token_deleted": token_deleted},
         )
-        _send_on_commit(
-            signals.mfa_preference_changed,
-            user=user,
-            request=context.request,
-            source=context.source,
-            actor=_actor(context, user),
-            enabled=False,
-            preferred=False,
-        )
+        _announce_preference(context, user, enabled=False, preferred=False)
     return ResetResult(cognito_username=cognito_username, token_deleted=token_deleted)
 
 
