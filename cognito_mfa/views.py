@@ -304,13 +304,18 @@ class PreferenceView(CognitoMFAView):
         return Response(serializers.StatusSerializer(payload).data)
 
 
-class ChallengeEnrollmentView(CognitoMFAView):
-    """``POST challenge/enrollments/``: start enrollment with a sign-in ``MFA_SETUP`` Session."""
+class ChallengeView(CognitoMFAView):
+    """Base of the sign-in challenge endpoints: no login (the Session and the challenge token
+    authorise), their own throttle per client address."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
     throttle_classes = [ChallengeThrottle]
     source = "challenge"
+
+
+class ChallengeEnrollmentView(ChallengeView):
+    """``POST challenge/enrollments/``: start enrollment with a sign-in ``MFA_SETUP`` Session."""
 
     @document(
         operation_id="cognito_mfa_challenge_start",
@@ -337,13 +342,8 @@ class ChallengeEnrollmentView(CognitoMFAView):
         return Response(_started_payload(started), status=status.HTTP_201_CREATED)
 
 
-class ChallengeVerifyView(CognitoMFAView):
+class ChallengeVerifyView(ChallengeView):
     """``POST challenge/enrollments/{id}/verify/``: verify with the challenge token."""
-
-    authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
-    throttle_classes = [ChallengeThrottle]
-    source = "challenge"
 
     @document(
         operation_id="cognito_mfa_challenge_verify",
