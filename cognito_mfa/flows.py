@@ -25,7 +25,7 @@ from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
-from . import crypto, signals
+from . import crypto, signals, statements
 from . import exceptions as exc
 from .adapter import get_adapter
 from .cognito import MFAState, get_client
@@ -223,7 +223,7 @@ def _unique_or_none(queryset: Any) -> Any:
 
 def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
     """Return the user's enrollment; raise NotFound for an unknown id or someone else's."""
-    enrollment = _unique_or_none(Enrollment.objects.filter(pk=enrollment_id, user=user))
+    enrollment = statements.owned_enrollment(enrollment_id, user)
     if enrollment is None:
         raise exc.NotFound()
     # The flows read enrollment.user (audit rows, signals): the filter proved it is ``user``,
@@ -280,9 +280,7 @@ def _cancel_pending_for(
     """Cancel the older pending enrollment(s) of a proven user (access-token flow), inside the
     caller's transaction. Raise _VerifyInFlight if one of them holds a live verify lease: its
     code may be accepted by Cognito this very moment, so it must finish first."""
-    query = Q(cognito_username=cognito_username) | Q(user=user)
-    rows = Enrollment.objects.select_for_update(of=("self",))
-    for old in rows.pending().filter(query):
+    for old in statements.pending_enrollments_to_replace(user, cognito_username):
         if old.verify_lease_until is not None and old.verify_lease_until > timestamp:
             raise _VerifyInFlight()
         if old.user_id == user.pk:
@@ -334,9 +332,7 @@ def _create_pending(
                     # Serialise starts of one user on their row (never across a Cognito call).
                     # ``_meta.model``, not ``type(user)``: a host's session user arrives wrapped
                     # in a SimpleLazyObject.
-                    user._meta.model._default_manager.select_for_update().filter(
-                        pk=user.pk
-                    ).exists()
+                    statements.lock_user_row(user)
                     _cancel_pending_for(
                         context, user=user, cognito_username=cognito_username, timestamp=timestamp
                     )
@@ -480,16 +476,17 @@ def check_failure_budget(cognito_username: str) -> bool:
 
     Return whether the user has wrong codes on record (a success then has to reset them).
     """
-    counter = _unique_or_none(FailureCounter.objects.filter(cognito_username=cognito_username))
-    if counter is None:
+    record = statements.failure_record(cognito_username)
+    if record is None:
         return False
-    if counter.consecutive_failures >= app_settings.FAILURE_HARD_LIMIT:
+    consecutive_failures, blocked_until = record
+    if consecutive_failures >= app_settings.FAILURE_HARD_LIMIT:
         raise exc.Throttled(
             "Too many wrong codes. Ask the site's help desk to reset your MFA.",
             retry_after=3600,
         )
-    if counter.blocked_until is not None and counter.blocked_until > now():
-        wait = (counter.blocked_until - now()).total_seconds()
+    if blocked_until is not None and blocked_until > now():
+        wait = (blocked_until - now()).total_seconds()
         raise exc.Throttled(retry_after=int(wait) + 1)
     return True
 
@@ -531,15 +528,8 @@ def _claim(enrollment: Enrollment, context: Context) -> datetime:
     while True:
         timestamp = now()
         lease = timestamp + _lease_duration()
-        claimed = (
-            Enrollment.objects.filter(
-                pk=enrollment.pk,
-                status=EnrollmentStatus.PENDING,
-                expires_at__gt=timestamp,
-                attempts__lt=app_settings.MAX_ATTEMPTS,
-            )
-            .filter(Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=timestamp))
-            .update(verify_lease_until=lease)
+        claimed = statements.claim_verify_lease(
+            enrollment.pk, lease=lease, timestamp=timestamp, max_attempts=app_settings.MAX_ATTEMPTS
         )
         if claimed:
             return lease
@@ -849,16 +839,12 @@ def _mark_verified(
     timestamp = now()
     verified_by: Any = context.actor if context.actor is not None else enrollment.user
     with transaction.atomic():
-        changed = Enrollment.objects.filter(
-            pk=enrollment.pk, status=EnrollmentStatus.PENDING, verify_lease_until=lease
-        ).update(
-            status=EnrollmentStatus.VERIFIED,
-            verified_at=timestamp,
+        changed = statements.mark_verified(
+            enrollment.pk,
+            lease=lease,
+            timestamp=timestamp,
             verified_by=verified_by,
-            finished_at=timestamp,
-            friendly_device_name=device_name,
-            encrypted_credential=None,
-            verify_lease_until=None,
+            device_name=device_name,
             preference_pending=preference_owed,
         )
         if not changed:

@@ -1,0 +1,186 @@
+"""The single-row statements every start and verify runs, written once as SQL.
+
+Compiling a QuerySet costs Django 120 to 400 µs a time on this project's benchmark machine,
+ten times what the database then spends on one of these primary-key or unique-key
+statements; on the two requests a user waits for, the ORM was three quarters of the app's
+own time (``bench/README.md``). Table and column names come from the models' ``_meta`` and
+every value passes through its field's ``get_db_prep_value``, so the SQL follows the models
+(and a swapped user model) on the backends Django ships. Everything off the hot path stays in
+the ORM, and the rows read here are model instances built by ``QuerySet.raw``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
+
+from .models import Enrollment, EnrollmentStatus, FailureCounter
+
+# Quoted column names per (database alias, model, field): quoting is the same every time.
+_quoted_names: dict[tuple[str, str, str], str] = {}
+
+
+class _Table:
+    """Quoted names and parameter adaptation of one model on the connection it is written to."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.alias = router.db_for_write(model)
+        self.connection: BaseDatabaseWrapper = connections[self.alias]
+        self.name = self.connection.ops.quote_name(model._meta.db_table)
+
+    def field(self, field_name: str) -> Field[Any, Any]:
+        return cast("Field[Any, Any]", self.model._meta.get_field(field_name))
+
+    def column(self, field_name: str) -> str:
+        key = (self.alias, self.model._meta.label, field_name)
+        if key not in _quoted_names:
+            column = str(self.field(field_name).column)
+            _quoted_names[key] = self.connection.ops.quote_name(column)
+        return _quoted_names[key]
+
+    def columns(self) -> str:
+        """All concrete columns, for a row ``QuerySet.raw`` turns into a model instance."""
+        return ", ".join(self.column(field.name) for field in self.model._meta.concrete_fields)
+
+    def param(self, field_name: str, value: Any) -> Any:
+        return self.field(field_name).get_db_prep_value(value, self.connection)
+
+    def from_db(self, field_name: str, value: Any) -> Any:
+        """Convert a value read by a raw cursor the way the ORM would (SQLite's datetimes
+        arrive as text, for one)."""
+        column = self.field(field_name).get_col(self.model._meta.db_table)
+        converters = self.connection.ops.get_db_converters(column)
+        for convert in converters + column.get_db_converters(self.connection):
+            value = convert(value, column, self.connection)
+        return value
+
+    @property
+    def for_update(self) -> str:
+        # SQLite has no row locks (a writer holds the whole database): the clause is dropped,
+        # exactly as the ORM's select_for_update() drops it there.
+        return " FOR UPDATE" if self.connection.features.has_select_for_update else ""
+
+    def execute(self, sql: str, params: list[Any]) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
+
+
+def owned_enrollment(enrollment_id: Any, user: Any) -> Enrollment | None:
+    """Return the enrollment ``enrollment_id`` if it belongs to ``user``, else None."""
+    table = _Table(Enrollment)
+    sql = (
+        f"SELECT {table.columns()} FROM {table.name} "
+        f"WHERE {table.column('id')} = %s AND {table.column('user')} = %s"
+    )
+    params = [table.param("id", enrollment_id), table.param("user", user.pk)]
+    return next(iter(Enrollment.objects.using(table.alias).raw(sql, params)), None)
+
+
+def pending_enrollments_to_replace(user: Any, cognito_username: str) -> list[Enrollment]:
+    """Lock and return the pending enrollments of a user (by site account or Cognito name).
+
+    Runs inside the caller's transaction; usually finds nothing.
+    """
+    table = _Table(Enrollment)
+    sql = (
+        f"SELECT {table.columns()} FROM {table.name} WHERE {table.column('status')} = %s "
+        f"AND ({table.column('cognito_username')} = %s OR {table.column('user')} = %s)"
+        f"{table.for_update}"
+    )
+    params = [EnrollmentStatus.PENDING.value, cognito_username, table.param("user", user.pk)]
+    return list(Enrollment.objects.using(table.alias).raw(sql, params))
+
+
+def lock_user_row(user: Any) -> None:
+    """Lock the user's row until the caller's transaction ends (serialises their starts)."""
+    table = _Table(user._meta.model)
+    if not table.for_update:
+        return
+    pk = table.connection.ops.quote_name(user._meta.pk.column)
+    table.execute(
+        f"SELECT 1 FROM {table.name} WHERE {pk} = %s{table.for_update}",
+        [user._meta.pk.get_db_prep_value(user.pk, table.connection)],
+    )
+
+
+def failure_record(cognito_username: str) -> tuple[int, datetime | None] | None:
+    """Return a user's consecutive wrong codes and back-off end, or None without a record."""
+    table = _Table(FailureCounter)
+    with table.connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {table.column('consecutive_failures')}, {table.column('blocked_until')} "
+            f"FROM {table.name} WHERE {table.column('cognito_username')} = %s",
+            [cognito_username],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return int(row[0]), table.from_db("blocked_until", row[1])
+
+
+def claim_verify_lease(
+    enrollment_id: Any, *, lease: datetime, timestamp: datetime, max_attempts: int
+) -> bool:
+    """Compare-and-set the verify lease of a pending, unexpired, unlocked enrollment whose
+    lease is free or run out. Return whether this caller got it."""
+    table = _Table(Enrollment)
+    lease_column = table.column("verify_lease_until")
+    sql = (
+        f"UPDATE {table.name} SET {lease_column} = %s "
+        f"WHERE {table.column('id')} = %s AND {table.column('status')} = %s "
+        f"AND {table.column('expires_at')} > %s AND {table.column('attempts')} < %s "
+        f"AND ({lease_column} IS NULL OR {lease_column} < %s)"
+    )
+    now_param = table.param("expires_at", timestamp)
+    params = [
+        table.param("verify_lease_until", lease),
+        table.param("id", enrollment_id),
+        EnrollmentStatus.PENDING.value,
+        now_param,
+        max_attempts,
+        now_param,
+    ]
+    return table.execute(sql, params) == 1
+
+
+def mark_verified(
+    enrollment_id: Any,
+    *,
+    lease: datetime,
+    timestamp: datetime,
+    verified_by: Any,
+    device_name: str,
+    preference_pending: bool,
+) -> bool:
+    """Compare-and-set a pending enrollment whose lease is ``lease`` to verified (dropping its
+    credential). Return False, changing nothing, if the row ended or the lease is not ours."""
+    table = _Table(Enrollment)
+    stamp = table.param("verified_at", timestamp)
+    assignments = {
+        "status": EnrollmentStatus.VERIFIED.value,
+        "verified_at": stamp,
+        "verified_by": table.param("verified_by", getattr(verified_by, "pk", None)),
+        "finished_at": stamp,
+        "friendly_device_name": device_name,
+        "encrypted_credential": None,
+        "verify_lease_until": None,
+        "preference_pending": table.param("preference_pending", preference_pending),
+    }
+    setters = ", ".join(f"{table.column(name)} = %s" for name in assignments)
+    sql = (
+        f"UPDATE {table.name} SET {setters} WHERE {table.column('id')} = %s "
+        f"AND {table.column('status')} = %s AND {table.column('verify_lease_until')} = %s"
+    )
+    params = [
+        *assignments.values(),
+        table.param("id", enrollment_id),
+        EnrollmentStatus.PENDING.value,
+        table.param("verify_lease_until", lease),
+    ]
+    return table.execute(sql, params) == 1
