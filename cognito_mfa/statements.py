@@ -6,13 +6,15 @@ statements; on the two requests a user waits for, the ORM was three quarters of 
 own time (``bench/README.md``). Table and column names come from the models' ``_meta`` and
 every value passes through its field's ``get_db_prep_value``, so the SQL follows the models
 (and a swapped user model) on the backends Django ships. Everything off the hot path stays in
-the ORM, and the rows read here are model instances built by ``QuerySet.raw``.
+the ORM, and the rows read here are model instances, their values converted as the ORM
+converts them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -22,6 +24,10 @@ from .models import Enrollment, EnrollmentStatus, FailureCounter
 
 # Quoted column names per (database alias, model, field): quoting is the same every time.
 _quoted_names: dict[tuple[str, str, str], str] = {}
+# Value converters per connection (each thread has its own) and (model, field).
+_converters: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[str, str], list[Any]]] = (
+    WeakKeyDictionary()
+)
 
 
 class _Table:
@@ -44,8 +50,12 @@ class _Table:
         return _quoted_names[key]
 
     def columns(self) -> str:
-        """All concrete columns, for a row ``QuerySet.raw`` turns into a model instance."""
-        return ", ".join(self.column(field.name) for field in self.model._meta.concrete_fields)
+        """All concrete columns, in the order :meth:`instances` reads them."""
+        key = (self.alias, self.model._meta.label, "*")
+        if key not in _quoted_names:
+            fields = self.model._meta.concrete_fields
+            _quoted_names[key] = ", ".join(self.column(field.name) for field in fields)
+        return _quoted_names[key]
 
     def param(self, field_name: str, value: Any) -> Any:
         return self.field(field_name).get_db_prep_value(value, self.connection)
@@ -53,11 +63,37 @@ class _Table:
     def from_db(self, field_name: str, value: Any) -> Any:
         """Convert a value read by a raw cursor the way the ORM would (SQLite's datetimes
         arrive as text, for one)."""
-        column = self.field(field_name).get_col(self.model._meta.db_table)
-        converters = self.connection.ops.get_db_converters(column)
-        for convert in converters + column.get_db_converters(self.connection):
+        for convert, column in self._converters(field_name):
             value = convert(value, column, self.connection)
         return value
+
+    def _converters(self, field_name: str) -> list[tuple[Any, Any]]:
+        # Asked of the backend once per connection: ``QuerySet.raw`` asks it on every query,
+        # which cost more than the query itself.
+        per_connection = _converters.setdefault(self.connection, {})
+        key = (self.model._meta.label, field_name)
+        if key not in per_connection:
+            column = self.field(field_name).get_col(self.model._meta.db_table)
+            converters = self.connection.ops.get_db_converters(column)
+            converters += column.get_db_converters(self.connection)
+            per_connection[key] = [(convert, column) for convert in converters]
+        return per_connection[key]
+
+    def instances(self, sql: str, params: list[Any]) -> list[Any]:
+        """Run a SELECT of :meth:`columns` and return the rows as model instances."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        fields = self.model._meta.concrete_fields
+        names = [field.attname for field in fields]
+        return [
+            self.model.from_db(
+                self.alias,
+                names,
+                [self.from_db(field.name, value) for field, value in zip(fields, row, strict=True)],
+            )
+            for row in rows
+        ]
 
     @property
     def for_update(self) -> str:
@@ -79,7 +115,7 @@ def owned_enrollment(enrollment_id: Any, user: Any) -> Enrollment | None:
         f"WHERE {table.column('id')} = %s AND {table.column('user')} = %s"
     )
     params = [table.param("id", enrollment_id), table.param("user", user.pk)]
-    return next(iter(Enrollment.objects.using(table.alias).raw(sql, params)), None)
+    return next(iter(table.instances(sql, params)), None)
 
 
 def pending_enrollments_to_replace(user: Any, cognito_username: str) -> list[Enrollment]:
@@ -94,7 +130,7 @@ def pending_enrollments_to_replace(user: Any, cognito_username: str) -> list[Enr
         f"{table.for_update}"
     )
     params = [EnrollmentStatus.PENDING.value, cognito_username, table.param("user", user.pk)]
-    return list(Enrollment.objects.using(table.alias).raw(sql, params))
+    return table.instances(sql, params)
 
 
 def lock_user_row(user: Any) -> None:

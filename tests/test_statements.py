@@ -1,0 +1,196 @@
+"""The hot-path SQL in ``cognito_mfa.statements`` reads and writes exactly what the ORM would.
+
+Run on SQLite and again on PostgreSQL (``make test``'s second pass), the two backends whose
+value adaptation differs most (SQLite keeps datetimes and UUIDs as text).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from cognito_mfa import statements
+from cognito_mfa.models import Enrollment, EnrollmentFlow, EnrollmentStatus, FailureCounter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user() -> Any:
+    return get_user_model().objects.create(username="statements-user", email="s@example.com")
+
+
+def _pending(user: Any, **fields: Any) -> Enrollment:
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "user": user,
+        "cognito_username": user.get_username() if user is not None else "",
+        "flow": EnrollmentFlow.ACCESS_TOKEN,
+        "friendly_device_name": "phone",
+        "expires_at": now + timedelta(minutes=10),
+        "credential_expires_at": now + timedelta(hours=1),
+        "encrypted_credential": b"ciphertext",
+    }
+    values.update(fields)
+    return Enrollment.objects.create(**values)
+
+
+def _field_values(enrollment: Enrollment) -> dict[str, Any]:
+    values = {f.attname: getattr(enrollment, f.attname) for f in Enrollment._meta.concrete_fields}
+    # BinaryField comes back as bytes or memoryview depending on the driver, for both paths.
+    values["encrypted_credential"] = bytes(values["encrypted_credential"] or b"")
+    return values
+
+
+def test_owned_enrollment_reads_every_field_as_the_orm_does(user: Any) -> None:
+    enrollment = _pending(user, verify_lease_until=timezone.now() + timedelta(seconds=5))
+    read = statements.owned_enrollment(enrollment.pk, user)
+    assert read is not None
+    assert _field_values(read) == _field_values(Enrollment.objects.get(pk=enrollment.pk))
+    assert isinstance(read.id, uuid.UUID)
+    assert timezone.is_aware(read.expires_at)
+    assert read._state.adding is False
+    assert read._state.db == "default"
+
+
+def test_owned_enrollment_is_none_for_someone_elses_or_unknown_id(user: Any) -> None:
+    stranger = get_user_model().objects.create(username="stranger")
+    enrollment = _pending(user)
+    assert statements.owned_enrollment(enrollment.pk, stranger) is None
+    assert statements.owned_enrollment(uuid.uuid4(), user) is None
+
+
+def test_failure_record_converts_the_back_off_end(user: Any) -> None:
+    assert statements.failure_record("nobody") is None
+    blocked_until = timezone.now() + timedelta(seconds=61)
+    FailureCounter.objects.create(
+        cognito_username="counted", consecutive_failures=7, blocked_until=blocked_until
+    )
+    assert statements.failure_record("counted") == (7, blocked_until)
+    FailureCounter.objects.create(cognito_username="unblocked", consecutive_failures=2)
+    assert statements.failure_record("unblocked") == (2, None)
+
+
+def test_lease_claim_is_compare_and_set(user: Any) -> None:
+    enrollment = _pending(user)
+    now = timezone.now()
+    lease = now + timedelta(seconds=9)
+    claim = {"timestamp": now, "max_attempts": 5}
+    assert statements.claim_verify_lease(enrollment.pk, lease=lease, **claim) is True
+    # Held: nobody else gets it, however often they ask.
+    assert statements.claim_verify_lease(enrollment.pk, lease=lease, **claim) is False
+    enrollment.refresh_from_db()
+    assert enrollment.verify_lease_until == lease
+    # Run out: the next request may take it.
+    later = lease + timedelta(seconds=1)
+    assert statements.claim_verify_lease(
+        enrollment.pk, lease=later + timedelta(seconds=9), timestamp=later, max_attempts=5
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status": EnrollmentStatus.VERIFIED, "encrypted_credential": None},
+        {"status": EnrollmentStatus.LOCKED, "encrypted_credential": None},
+        {"expires_at": timezone.now() - timedelta(seconds=1)},
+        {"attempts": 5},
+    ],
+    ids=["verified", "locked", "expired", "attempts-used"],
+)
+def test_lease_claim_refuses_rows_that_cannot_be_verified(user: Any, fields: Any) -> None:
+    enrollment = _pending(user, **fields)
+    now = timezone.now()
+    claimed = statements.claim_verify_lease(
+        enrollment.pk, lease=now + timedelta(seconds=9), timestamp=now, max_attempts=5
+    )
+    assert claimed is False
+    enrollment.refresh_from_db()
+    assert enrollment.verify_lease_until is None
+
+
+def test_mark_verified_needs_the_lease_and_drops_the_credential(user: Any) -> None:
+    admin = get_user_model().objects.create(username="helpdesk")
+    enrollment = _pending(user)
+    now = timezone.now()
+    lease = now + timedelta(seconds=9)
+    assert statements.claim_verify_lease(enrollment.pk, lease=lease, timestamp=now, max_attempts=5)
+    arguments = {
+        "timestamp": now,
+        "verified_by": admin,
+        "device_name": "new phone",
+        "preference_pending": True,
+    }
+    other_lease = lease + timedelta(seconds=1)
+    assert statements.mark_verified(enrollment.pk, lease=other_lease, **arguments) is False
+    enrollment.refresh_from_db()
+    assert enrollment.status == EnrollmentStatus.PENDING
+    assert enrollment.encrypted_credential is not None
+
+    assert statements.mark_verified(enrollment.pk, lease=lease, **arguments) is True
+    enrollment.refresh_from_db()
+    assert enrollment.status == EnrollmentStatus.VERIFIED
+    assert (enrollment.verified_at, enrollment.finished_at) == (now, now)
+    assert enrollment.verified_by == admin
+    assert enrollment.friendly_device_name == "new phone"
+    assert enrollment.encrypted_credential is None
+    assert enrollment.verify_lease_until is None
+    assert enrollment.preference_pending is True
+    # Exactly once.
+    assert statements.mark_verified(enrollment.pk, lease=lease, **arguments) is False
+
+
+def test_pending_enrollments_to_replace_match_by_account_or_cognito_name(user: Any) -> None:
+    mine = _pending(user)
+    # A challenge row of the same Cognito user without a site account.
+    by_name = _pending(None, cognito_username=user.get_username(), flow=EnrollmentFlow.CHALLENGE)
+    _pending(user, status=EnrollmentStatus.CANCELLED, encrypted_credential=None)
+    other = get_user_model().objects.create(username="other")
+    _pending(other)
+    with transaction.atomic():
+        found = statements.pending_enrollments_to_replace(user, user.get_username())
+    assert {row.pk for row in found} == {mine.pk, by_name.pk}
+    assert {row.status for row in found} == {EnrollmentStatus.PENDING}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_user_row_lock_holds_until_the_transaction_ends(user: Any) -> None:
+    """PostgreSQL: another connection cannot take the row meanwhile. SQLite has no row locks
+    (one writer holds the whole database), so no statement is sent there, as the ORM's
+    select_for_update() sends none."""
+    if connection.vendor == "sqlite":
+        with CaptureQueriesContext(connection) as captured, transaction.atomic():
+            statements.lock_user_row(user)
+        assert [q["sql"] for q in captured.captured_queries if "SELECT" in q["sql"]] == []
+        return
+
+    outcome: dict[str, str] = {}
+
+    def try_to_lock() -> None:
+        try:
+            with transaction.atomic():
+                get_user_model().objects.select_for_update(nowait=True).get(pk=user.pk)
+            outcome["other"] = "locked it"
+        except Exception as error:  # the driver's lock error is the point
+            outcome["other"] = type(error).__name__
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        statements.lock_user_row(user)
+        thread = threading.Thread(target=try_to_lock)
+        thread.start()
+        thread.join(10)
+    assert outcome["other"] == "OperationalError"
+    thread = threading.Thread(target=try_to_lock)
+    thread.start()
+    thread.join(10)
+    assert outcome["other"] == "locked it"
