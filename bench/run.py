@@ -46,6 +46,10 @@ LOAD_CONCURRENCY = 16
 LOAD_ROUNDS = 3  # per side and load
 LOAD_TIME_LIMIT_S = 40.0  # per round, hard
 LOAD_STUB_SERVICE_MS = 20.0  # per Cognito call, as in the admin refresh: a remote service
+# Loads: (label, stub service time per Cognito call). The target is judged on the first; the
+# CPU-bound one shows every cycle the app spends, the slower one how the ratio moves when
+# Cognito's own time grows.
+LOADS = (("cognito_like", LOAD_STUB_SERVICE_MS), ("cpu_bound", 0.0), ("slower_cognito", 50.0))
 # 16 threads: as many as users in flight, so requests wait on Cognito, not for a thread.
 GUNICORN = ["--workers", "2", "--threads", "8", "--worker-class", "gthread"]
 
@@ -196,6 +200,49 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (none when it runs elsewhere)."""
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            name = status.read_text().partition("\n")[0]
+        except OSError:
+            continue
+        if name.split() in (["Name:", "postgres"], ["Name:", "postmaster"]):
+            pids.append(int(status.parent.name))
+    return pids
+
+
+class _CPUProbe:
+    """CPU used per process group during a round: gunicorn's workers, PostgreSQL (when it
+    runs on this machine), the Cognito stub and the load generator (this process)."""
+
+    def __init__(self, workers: list[int], stub: int) -> None:
+        self.groups = {"workers": workers, "stub": [stub], "load_generator": [os.getpid()]}
+
+    def read(self) -> dict[str, float]:
+        groups = {**self.groups, "postgresql": _postgres_pids()}
+        return {name: sum(_cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+
+    @staticmethod
+    def per_request_ms(
+        before: dict[str, float], after: dict[str, float], requests: int
+    ) -> dict[str, float]:
+        return {
+            name: round((after[name] - before.get(name, 0.0)) * 1000 / max(requests, 1), 2)
+            for name in after
+        }
+
+
 def _rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -251,11 +298,12 @@ def throughput(database_url: str) -> dict[str, Any]:
         # Warm-up: both workers build their client, fetch the JWKS, create the users' rows.
         for kind in ("app", "baseline"):
             run_round(host, port, kind, users, concurrency=LOAD_CONCURRENCY, time_limit_s=60)
-        loads = {}
-        for label, service_ms in (("cognito_like", LOAD_STUB_SERVICE_MS), ("cpu_bound", 0.0)):
-            _post_json(stub_url, "/_service_time", _stub_service_times(service_ms / 1000))
-            loads[label] = _load_rounds(host, port, users, service_ms)
         workers = _children(server.popen.pid)
+        probe = _CPUProbe(workers, stub.popen.pid)
+        loads = {}
+        for label, service_ms in LOADS:
+            _post_json(stub_url, "/_service_time", _stub_service_times(service_ms / 1000))
+            loads[label] = _load_rounds(host, port, users, service_ms, probe)
         reports: dict[int, Any] = {}
         for _ in range(40):  # new connections until both workers have answered
             report = _get_json(host, port, "/bench/process/")
@@ -286,22 +334,25 @@ def throughput(database_url: str) -> dict[str, Any]:
     }
 
 
-def _load_rounds(host: str, port: int, users: list[str], service_ms: float) -> dict[str, Any]:
+def _load_rounds(
+    host: str, port: int, users: list[str], service_ms: float, probe: _CPUProbe
+) -> dict[str, Any]:
     before = _load()
     rounds = []
     for index in range(LOAD_ROUNDS):
         order = ("app", "baseline") if index % 2 == 0 else ("baseline", "app")
         for kind in order:
-            rounds.append(
-                run_round(
-                    host,
-                    port,
-                    kind,
-                    users,
-                    concurrency=LOAD_CONCURRENCY,
-                    time_limit_s=LOAD_TIME_LIMIT_S,
-                )
+            cpu_before = probe.read()
+            result = run_round(
+                host,
+                port,
+                kind,
+                users,
+                concurrency=LOAD_CONCURRENCY,
+                time_limit_s=LOAD_TIME_LIMIT_S,
             )
+            cpu = probe.per_request_ms(cpu_before, probe.read(), result["requests"])
+            rounds.append({**result, "cpu_ms_per_request": cpu})
 
     def side(kind: str) -> dict[str, Any]:
         mine = [item for item in rounds if item["kind"] == kind]
@@ -314,6 +365,10 @@ def _load_rounds(host: str, port: int, users: list[str], service_ms: float) -> d
             "errors": sum(item["errors"] for item in mine),
             "first_errors": [e for item in mine for e in item["first_errors"]][:3],
             "timed_out_rounds": sum(item["timed_out"] for item in mine),
+            "cpu_ms_per_request_median": {
+                name: summary([item["cpu_ms_per_request"][name] for item in mine])["p50"]
+                for name in mine[0]["cpu_ms_per_request"]
+            },
         }
 
     app, base = side("app"), side("baseline")
@@ -419,6 +474,7 @@ def build_results(sqlite: dict[str, Any], pg: dict[str, Any] | None, **rest: Any
         "qr_render_ms_p50": sqlite["qr_render_ms"]["both"]["p50"],
         "throughput_ratio": tp.get("ratio"),
         "throughput_ratio_cpu_bound": tp.get("cpu_bound", {}).get("ratio"),
+        "throughput_ratio_slower_cognito": tp.get("slower_cognito", {}).get("ratio"),
         "queries": sqlite["queries"],
         "admin_refresh_speedup": refresh["speedup"],
         "admin_refresh_peak_in_flight": refresh["bounded"]["peak_in_flight"],
@@ -522,21 +578,27 @@ def print_table(results: dict[str, Any]) -> None:
             f"\n[throughput] {tp['server']}, PostgreSQL, {tp['concurrency']} concurrent users, "
             f"{tp['requests_per_round']} requests/round, {tp['rounds_per_side']} rounds each"
         )
-        for label in ("cognito_like", "cpu_bound"):
+        for label, _ in LOADS:
             load = tp[label]
             print(
                 f"{label}: stub service {load['stub_service_ms']} ms per call; "
                 f"load {load['load_average']['before']}"
             )
-            row("", "req/s", "p50 ms", "p99 ms", "errors")
+            row("", "req/s", "p50 ms", "p99 ms", "errors", "CPU ms/req")
             for kind in ("app", "baseline"):
                 side = load[kind]
+                cpu = side["cpu_ms_per_request_median"]
                 row(
                     f"  {kind}",
                     side["requests_per_s_median"],
                     side["latency_ms_p50_median"],
                     side["latency_ms_p99_median"],
                     side["errors"],
+                    round(sum(cpu.values()), 2),
+                )
+                print(
+                    "      CPU per request (ms): "
+                    + ", ".join(f"{name} {value}" for name, value in cpu.items())
                 )
             row("  ratio app/baseline", load["ratio"])
         for worker in tp["workers"]:

@@ -167,7 +167,7 @@ def _audit(
     if enrollment is not None:
         user = user if user is not None else enrollment.user
         cognito_username = cognito_username or enrollment.cognito_username
-    AuditEvent.objects.create(
+    event = AuditEvent(
         enrollment=enrollment,
         user=user,
         cognito_username=cognito_username,
@@ -178,6 +178,7 @@ def _audit(
         ip_address=context.ip_address,
         detail=detail or {},
     )
+    statements.insert(event)
 
 
 def _actor(context: Context, user: Any) -> Any:
@@ -336,7 +337,7 @@ def _create_pending(
                     _cancel_pending_for(
                         context, user=user, cognito_username=cognito_username, timestamp=timestamp
                     )
-                enrollment = Enrollment.objects.create(
+                enrollment = Enrollment(
                     user=user,
                     cognito_username=cognito_username,
                     flow=flow,
@@ -347,6 +348,7 @@ def _create_pending(
                     credential_expires_at=credential_expires_at,
                     challenge_token_hash=challenge_token_hash,
                 )
+                statements.insert(enrollment)
                 _audit(Kind.STARTED, context, enrollment=enrollment)
                 _announce(signals.enrollment_started, enrollment, context)
                 return enrollment

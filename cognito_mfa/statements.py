@@ -1,13 +1,14 @@
-"""The single-row statements every start and verify runs, written once as SQL.
+"""The statements every start and verify runs, written once as SQL.
 
-Compiling a QuerySet costs Django 120 to 400 µs a time on this project's benchmark machine,
-ten times what the database then spends on one of these primary-key or unique-key
-statements; on the two requests a user waits for, the ORM was three quarters of the app's
-own time (``bench/README.md``). Table and column names come from the models' ``_meta`` and
-every value passes through its field's ``get_db_prep_value``, so the SQL follows the models
-(and a swapped user model) on the backends Django ships. Everything off the hot path stays in
-the ORM, and the rows read here are model instances, their values converted as the ORM
-converts them.
+Compiling a QuerySet or saving a new model instance costs Django 100 to 400 µs a time on
+this project's benchmark machine, several times what the database then spends on one of
+these single-row statements; on the two requests a user waits for, the ORM was three quarters
+of the app's own time (``bench/README.md``). Table and column names come from the models'
+``_meta`` and every value passes through its field's ``get_db_prep_value`` (or
+``get_db_prep_save``), so the SQL follows the models (and a swapped user model) on the
+backends Django ships. Rows read here are model instances, their values converted as the ORM
+converts them; inserts send ``pre_save``/``post_save`` as ``Model.save()`` does. Everything
+off the hot path stays in the ORM.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from weakref import WeakKeyDictionary
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model
+from django.db.models import Field, Model, signals
 
 from .models import Enrollment, EnrollmentStatus, FailureCounter
 
-# Quoted column names per (database alias, model, field): quoting is the same every time.
-_quoted_names: dict[tuple[str, str, str], str] = {}
+# Quoted names and statement text per (database alias, model, name): the same every time.
+_text_cache: dict[tuple[str, str, str], str] = {}
 # Value converters per connection (each thread has its own) and (model, field).
 _converters: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[str, str], list[Any]]] = (
     WeakKeyDictionary()
@@ -44,18 +45,18 @@ class _Table:
 
     def column(self, field_name: str) -> str:
         key = (self.alias, self.model._meta.label, field_name)
-        if key not in _quoted_names:
+        if key not in _text_cache:
             column = str(self.field(field_name).column)
-            _quoted_names[key] = self.connection.ops.quote_name(column)
-        return _quoted_names[key]
+            _text_cache[key] = self.connection.ops.quote_name(column)
+        return _text_cache[key]
 
     def columns(self) -> str:
         """All concrete columns, in the order :meth:`instances` reads them."""
         key = (self.alias, self.model._meta.label, "*")
-        if key not in _quoted_names:
+        if key not in _text_cache:
             fields = self.model._meta.concrete_fields
-            _quoted_names[key] = ", ".join(self.column(field.name) for field in fields)
-        return _quoted_names[key]
+            _text_cache[key] = ", ".join(self.column(field.name) for field in fields)
+        return _text_cache[key]
 
     def param(self, field_name: str, value: Any) -> Any:
         return self.field(field_name).get_db_prep_value(value, self.connection)
@@ -105,6 +106,53 @@ class _Table:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             return int(cursor.rowcount)
+
+
+def insert(instance: Model) -> None:
+    """INSERT a new row for ``instance``, as ``instance.save()`` would for a new object.
+
+    ``pre_save`` and ``post_save`` (``created=True``) are sent as Django sends them, so a
+    host's receivers on these models see every row; an auto primary key is read back.
+    """
+    model = type(instance)
+    table = _Table(model)
+    meta = model._meta
+    signals.pre_save.send(
+        sender=model, instance=instance, raw=False, using=table.alias, update_fields=None
+    )
+    auto_pk = meta.pk if getattr(meta.pk, "db_returning", False) and instance.pk is None else None
+    fields = [field for field in meta.concrete_fields if field is not auto_pk]
+    key = (table.alias, meta.label, "INSERT" if auto_pk is None else "INSERT RETURNING")
+    if key not in _text_cache:
+        columns = ", ".join(table.column(field.name) for field in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {table.name} ({columns}) VALUES ({placeholders})"
+        if auto_pk is not None and table.connection.features.can_return_columns_from_insert:
+            sql += f" RETURNING {table.column(auto_pk.name)}"
+        _text_cache[key] = sql
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, True), table.connection) for field in fields
+    ]
+    with table.connection.cursor() as cursor:
+        cursor.execute(_text_cache[key], params)
+        if auto_pk is not None:
+            if table.connection.features.can_return_columns_from_insert:
+                new_pk = cursor.fetchone()[0]
+            else:
+                new_pk = table.connection.ops.last_insert_id(
+                    cursor, meta.db_table, str(auto_pk.column)
+                )
+            setattr(instance, str(auto_pk.attname), table.from_db(auto_pk.name, new_pk))
+    instance._state.adding = False
+    instance._state.db = table.alias
+    signals.post_save.send(
+        sender=model,
+        instance=instance,
+        created=True,
+        update_fields=None,
+        raw=False,
+        using=table.alias,
+    )
 
 
 def owned_enrollment(enrollment_id: Any, user: Any) -> Enrollment | None:

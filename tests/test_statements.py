@@ -13,12 +13,19 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cognito_mfa import statements
-from cognito_mfa.models import Enrollment, EnrollmentFlow, EnrollmentStatus, FailureCounter
+from cognito_mfa.models import (
+    AuditEvent,
+    Enrollment,
+    EnrollmentFlow,
+    EnrollmentStatus,
+    FailureCounter,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +201,74 @@ def test_user_row_lock_holds_until_the_transaction_ends(user: Any) -> None:
     thread.start()
     thread.join(10)
     assert outcome["other"] == "locked it"
+
+
+def test_insert_writes_the_row_the_orm_reads_back_and_sends_model_signals(user: Any) -> None:
+    seen: list[tuple[str, Any, dict[str, Any]]] = []
+
+    def pre(sender: Any, instance: Any, **kwargs: Any) -> None:
+        seen.append(("pre_save", instance.pk, kwargs))
+
+    def post(sender: Any, instance: Any, **kwargs: Any) -> None:
+        seen.append(("post_save", instance.pk, kwargs))
+
+    now = timezone.now()
+    enrollment = Enrollment(
+        user=user,
+        cognito_username="statements-user",
+        flow=EnrollmentFlow.ACCESS_TOKEN,
+        expires_at=now + timedelta(minutes=10),
+        encrypted_credential=b"\x00ciphertext\xff",
+        created_at=now,
+    )
+    event = AuditEvent(
+        enrollment=enrollment,
+        user=user,
+        cognito_username="statements-user",
+        kind=AuditEvent.Kind.STARTED,
+        source="api",
+        ip_address="2001:db8::1",
+        detail={"attempts_remaining": 4, "note": "ünïcode"},
+        created_at=now,
+    )
+    for signal, receiver in ((pre_save, pre), (post_save, post)):
+        for model in (Enrollment, AuditEvent):
+            signal.connect(receiver, sender=model)
+    try:
+        statements.insert(enrollment)
+        statements.insert(event)
+    finally:
+        for signal, receiver in ((pre_save, pre), (post_save, post)):
+            for model in (Enrollment, AuditEvent):
+                signal.disconnect(receiver, sender=model)
+
+    assert [name for name, _, _ in seen] == ["pre_save", "post_save", "pre_save", "post_save"]
+    assert [kwargs["created"] for name, _, kwargs in seen if name == "post_save"] == [True, True]
+    # The audit row's id comes from the database, and is set before post_save.
+    assert seen[2][1] is None
+    assert isinstance(event.pk, int)
+    assert seen[3][1] == event.pk
+    assert (enrollment._state.adding, event._state.adding) == (False, False)
+
+    stored = Enrollment.objects.get(pk=enrollment.pk)
+    assert _field_values(stored) == _field_values(enrollment)
+    stored_event = AuditEvent.objects.get(pk=event.pk)
+    assert stored_event.enrollment_id == enrollment.pk
+    assert stored_event.ip_address == "2001:db8::1"
+    assert stored_event.detail == {"attempts_remaining": 4, "note": "ünïcode"}
+    assert stored_event.created_at == now
+
+
+def test_insert_raises_integrity_error_for_a_second_pending_enrollment(user: Any) -> None:
+    """The start flow retries on this error; the raw insert must raise Django's."""
+    _pending(user)
+    second = Enrollment(
+        user=user,
+        cognito_username=user.get_username(),
+        flow=EnrollmentFlow.ACCESS_TOKEN,
+        expires_at=timezone.now() + timedelta(minutes=10),
+        encrypted_credential=b"x",
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        statements.insert(second)
+    assert Enrollment.objects.filter(user=user).count() == 1
