@@ -6,6 +6,8 @@ so keys rotate without downtime (see ``rotate_encryption_keys``).
 
 from __future__ import annotations
 
+import functools
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .conf import app_settings
@@ -23,6 +25,14 @@ def build_fernet(keys: list[str] | None = None) -> MultiFernet:
     keys = app_settings.ENCRYPTION_KEYS if keys is None else keys
     if not keys:
         raise ValueError("COGNITO_MFA_ENCRYPTION_KEYS is empty")
+    return _fernet_for(tuple(keys))
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
+    # Decoding and checking the keys cost more than encrypting a credential; a MultiFernet
+    # holds no per-message state, so one per key list serves every thread. A changed key
+    # list is a new cache entry.
     return MultiFernet([Fernet(key) for key in keys])
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,32 +48,52 @@ class JWKSCache:
         self._fetched_at = 0.0
         self._last_attempt = float("-inf")
         self.fetch_count = 0
+        # Bumped whenever the key set may change: tokens checked against an older set are
+        # checked again (see ValidatedTokens).
+        self.generation = 0
 
     def clear(self) -> None:
         with self._lock:
             self._url, self._keys = None, {}
             self._fetched_at, self._last_attempt = 0.0, float("-inf")
+            self.generation += 1
+
+    def is_current(self, generation: int) -> bool:
+        """Tell whether the keys of ``generation`` are still the ones in use and fresh."""
+        return (
+            generation == self.generation
+            and self._url == app_settings.JWKS_URL
+            and not self._is_stale()
+        )
 
     def get_key(self, kid: str) -> jwt.PyJWK:
         """Return the key ``kid``; raise TokenInvalid if the pool has no such key."""
+        return self.get_key_and_generation(kid)[0]
+
+    def get_key_and_generation(self, kid: str) -> tuple[jwt.PyJWK, int]:
+        """Return the key ``kid`` and the generation of the key set it belongs to."""
         url = app_settings.JWKS_URL
         if self._url == url and not self._is_stale():
+            # The generation first: a refresh in between then only makes it look older.
+            generation = self.generation
             key = self._keys.get(kid)
             if key is not None:
-                return key
+                return key, generation
         with self._lock:
             if self._url != url:  # the setting changed: start over
                 self._url, self._keys, self._fetched_at = url, {}, 0.0
                 self._last_attempt = float("-inf")
+                self.generation += 1
             key = self._keys.get(kid)
             interval = app_settings.JWKS_MIN_REFETCH_INTERVAL.total_seconds()
             may_fetch = time.monotonic() - self._last_attempt >= interval
             if (key is None or self._is_stale()) and may_fetch:
                 self._refresh(url)
                 key = self._keys.get(kid)
+            generation = self.generation
         if key is None:
             raise exc.TokenInvalid()
-        return key
+        return key, generation
 
     def _is_stale(self) -> bool:
         age = time.monotonic() - self._fetched_at
@@ -96,9 +118,83 @@ class JWKSCache:
             ) from error
         self.fetch_count += 1
         self._keys, self._fetched_at = keys, time.monotonic()
+        self.generation += 1
 
 
 jwks_cache = JWKSCache()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What a full validation established about one token (never the token itself)."""
+
+    token: AccessToken  # with ``raw`` blanked
+    key_generation: int
+    issuer: str
+    expires_at: float
+
+
+class ValidatedTokens:
+    """Tokens already validated in full, by SHA-256 of the token.
+
+    An SPA sends the same access token with each of its requests; checking its RS256
+    signature again and re-parsing it (PyJWT checks every character in Python) was the
+    largest part of authenticating a request. An entry answers only while the token is
+    unexpired (checked on every use, with the same leeway), the signing keys it was checked
+    against are still the fresh, current set, and the issuer and client id it was checked
+    against are still configured; otherwise the token is validated in full again. Bounded
+    (least recently used out first); it keeps digests and claims, no token.
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, _Checked] = OrderedDict()
+
+    @staticmethod
+    def _digest(raw: str) -> bytes:
+        return hashlib.sha256(raw.encode("utf-8")).digest()
+
+    def get(self, raw: str) -> AccessToken | None:
+        digest = self._digest(raw)
+        with self._lock:
+            checked = self._entries.get(digest)
+            if checked is None:
+                return None
+            self._entries.move_to_end(digest)
+        leeway = app_settings.JWT_LEEWAY.total_seconds()
+        if (
+            datetime.now(tz=UTC).timestamp() >= checked.expires_at + leeway
+            or not jwks_cache.is_current(checked.key_generation)
+            or checked.issuer != app_settings.ISSUER_URL
+            or checked.token.client_id not in app_settings.APP_CLIENT_IDS
+        ):
+            return None
+        return replace(checked.token, raw=raw, claims=dict(checked.token.claims))
+
+    def put(self, raw: str, token: AccessToken, *, key_generation: int) -> None:
+        checked = _Checked(
+            token=replace(token, raw="", claims=dict(token.claims)),
+            key_generation=key_generation,
+            issuer=app_settings.ISSUER_URL,
+            expires_at=token.expires_at.timestamp(),
+        )
+        with self._lock:
+            self._entries[self._digest(raw)] = checked
+            self._entries.move_to_end(self._digest(raw))
+            while len(self._entries) > self.MAX_ENTRIES:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+validated_tokens = ValidatedTokens()
 
 
 _HEADER_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,1024}")
@@ -137,10 +233,17 @@ def validate_access_token(raw: str) -> AccessToken:
     """
     if not raw or len(raw) > 16384:
         raise exc.TokenInvalid()
+    cached = validated_tokens.get(raw)
+    if cached is not None:
+        return cached
+    return _validate_in_full(raw)
+
+
+def _validate_in_full(raw: str) -> AccessToken:
     header = _unverified_header(raw)
     if header.get("alg") not in ALLOWED_ALGORITHMS or not isinstance(header.get("kid"), str):
         raise exc.TokenInvalid()
-    key = jwks_cache.get_key(header["kid"])
+    key, key_generation = jwks_cache.get_key_and_generation(header["kid"])
     try:
         claims = jwt.decode(
             raw,
@@ -162,7 +265,7 @@ def validate_access_token(raw: str) -> AccessToken:
     expires_at = _timestamp(claims["exp"])
     if expires_at is None:
         raise exc.TokenInvalid()
-    return AccessToken(
+    token = AccessToken(
         raw=raw,
         username=username,
         sub=str(claims.get("sub", "")),
@@ -171,6 +274,8 @@ def validate_access_token(raw: str) -> AccessToken:
         auth_time=_timestamp(claims.get("auth_time")),
         claims=claims,
     )
+    validated_tokens.put(raw, token, key_generation=key_generation)
+    return token
 
 
 def fetch_jwks_over_http(url: str, timeout: float = 3.0) -> dict[str, Any]:

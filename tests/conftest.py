@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from cognito_mfa import signals
 from cognito_mfa.cognito import reset_client
-from cognito_mfa.tokens import jwks_cache
+from cognito_mfa.tokens import jwks_cache, validated_tokens
 from tests.support import Pool, TestAdapter, create_pool
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -51,10 +51,12 @@ def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP", "true")
     reset_client()
     jwks_cache.clear()
+    validated_tokens.clear()
     TestAdapter.jwks_override = None
     yield
     reset_client()
     jwks_cache.clear()
+    validated_tokens.clear()
     TestAdapter.jwks_override = None
 
 
