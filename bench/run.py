@@ -113,7 +113,10 @@ def _overhead(phase: dict[str, Any]) -> dict[str, Any]:
         "start_with_qr_ms_p50": minus("app_start", "base_start", "p50"),
         "start_with_qr_ms_p99": minus("app_start", "base_start", "p99"),
         # beside QR rendering: the start request's own overhead, QR reported on its own
+        # (its p50 rendered on its own, the conservative figure the target is judged on)
         "start_ms_p50": round(minus("app_start", "base_start", "p50") - qr, 3),
+        # the same with each request's own QR rendering time taken out of it
+        "start_beside_qr_in_request_ms_p50": minus("app_start_beside_qr", "base_start", "p50"),
         # the same from the request thread's CPU time, which other processes barely move
         "cpu_verify_ms_p50": round(cpu["app_verify"]["p50"] - cpu["base_verify"]["p50"], 3),
         "cpu_start_ms_p50": round(cpu["app_start"]["p50"] - cpu["base_start"]["p50"] - qr, 3),
@@ -550,6 +553,12 @@ def print_table(results: dict[str, Any]) -> None:
             )
         row("start overhead beside QR rendering (p50)", "", "", overhead["start_ms_p50"])
         row(
+            "  same, each request's own QR time out",
+            "",
+            "",
+            overhead["start_beside_qr_in_request_ms_p50"],
+        )
+        row(
             "CPU-time overhead verify / start beside QR",
             "",
             "",
@@ -563,6 +572,7 @@ def print_table(results: dict[str, Any]) -> None:
             qr["svg"]["p50"],
             qr["png"]["p50"],
         )
+        row("QR render svg+png inside the start (p50)", phase["qr_render_in_request_ms"]["p50"])
         print(
             "SQL statements (with BEGIN/COMMIT): "
             + ", ".join(
