@@ -122,26 +122,30 @@ def insert(instance: Model) -> None:
     )
     auto_pk = meta.pk if getattr(meta.pk, "db_returning", False) and instance.pk is None else None
     fields = [field for field in meta.concrete_fields if field is not auto_pk]
-    key = (table.alias, meta.label, "INSERT" if auto_pk is None else "INSERT RETURNING")
+    key = (table.alias, meta.label, "INSERT" if auto_pk is None else "INSERT without pk")
     if key not in _text_cache:
         columns = ", ".join(table.column(field.name) for field in fields)
         placeholders = ", ".join(["%s"] * len(fields))
-        sql = f"INSERT INTO {table.name} ({columns}) VALUES ({placeholders})"
-        if auto_pk is not None and table.connection.features.can_return_columns_from_insert:
-            sql += f" RETURNING {table.column(auto_pk.name)}"
-        _text_cache[key] = sql
+        _text_cache[key] = f"INSERT INTO {table.name} ({columns}) VALUES ({placeholders})"
+    sql = _text_cache[key]
     params = [
         field.get_db_prep_save(field.pre_save(instance, True), table.connection) for field in fields
     ]
+    # Any: django-stubs lack the RETURNING helpers every backend's operations define.
+    operations: Any = table.connection.ops
+    features = table.connection.features
+    # The new auto primary key comes back the way the ORM reads it on this backend.
+    returning: tuple[Any, ...] = ()
+    if auto_pk is not None and features.can_return_columns_from_insert:
+        returning_sql, returning = operations.return_insert_columns([auto_pk])
+        sql, params = f"{sql} {returning_sql}", [*params, *returning]
     with table.connection.cursor() as cursor:
-        cursor.execute(_text_cache[key], params)
+        cursor.execute(sql, params)
         if auto_pk is not None:
-            if table.connection.features.can_return_columns_from_insert:
-                new_pk = cursor.fetchone()[0]
+            if features.can_return_columns_from_insert:
+                new_pk = operations.fetch_returned_insert_columns(cursor, returning)[0]
             else:
-                new_pk = table.connection.ops.last_insert_id(
-                    cursor, meta.db_table, str(auto_pk.column)
-                )
+                new_pk = operations.last_insert_id(cursor, meta.db_table, str(auto_pk.column))
             setattr(instance, str(auto_pk.attname), table.from_db(auto_pk.name, new_pk))
     instance._state.adding = False
     instance._state.db = table.alias

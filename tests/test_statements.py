@@ -272,3 +272,22 @@ def test_insert_raises_integrity_error_for_a_second_pending_enrollment(user: Any
     with pytest.raises(IntegrityError), transaction.atomic():
         statements.insert(second)
     assert Enrollment.objects.filter(user=user).count() == 1
+
+
+def test_insert_reads_the_new_id_back_on_a_backend_without_returning(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.35 (and MySQL) have no INSERT ... RETURNING: the id then comes from
+    the backend's last insert id. PostgreSQL always returns it."""
+    if connection.vendor == "sqlite":
+        monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    first = AuditEvent(user=user, kind=AuditEvent.Kind.STARTED, source="api")
+    second = AuditEvent(user=user, kind=AuditEvent.Kind.VERIFIED, source="api")
+    with CaptureQueriesContext(connection) as captured:
+        statements.insert(first)
+        statements.insert(second)
+    returning = [" RETURNING " in query["sql"] for query in captured.captured_queries]
+    assert returning == [connection.vendor != "sqlite"] * 2
+    assert isinstance(first.pk, int)
+    assert second.pk != first.pk
+    assert AuditEvent.objects.get(pk=second.pk).kind == AuditEvent.Kind.VERIFIED
