@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, cast
-from weakref import WeakKeyDictionary
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -25,18 +24,19 @@ from .models import Enrollment, EnrollmentStatus, FailureCounter
 
 # Quoted names and statement text per (database alias, model, name): the same every time.
 _text_cache: dict[tuple[str, str, str], str] = {}
-# Value converters per connection (each thread has its own) and (model, field).
-_converters: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[str, str], list[Any]]] = (
-    WeakKeyDictionary()
-)
+# The attribute of a connection that holds its value converters per (model, field). Kept on
+# the connection (each thread has its own), not in a module-level map: the converters are
+# bound to the connection, so a map keyed by it would keep every thread's connection alive.
+_CONVERTERS_ATTRIBUTE = "_cognito_mfa_converters"
 
 
 class _Table:
     """Quoted names and parameter adaptation of one model on the connection it is written to."""
 
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: type[Model], instance: Model | None = None) -> None:
         self.model = model
-        self.alias = router.db_for_write(model)
+        # Reads too go to the database written to: they must see what was just written.
+        self.alias = router.db_for_write(model, instance=instance)
         self.connection: BaseDatabaseWrapper = connections[self.alias]
         self.name = self.connection.ops.quote_name(model._meta.db_table)
 
@@ -71,7 +71,7 @@ class _Table:
     def _converters(self, field_name: str) -> list[tuple[Any, Any]]:
         # Asked of the backend once per connection: ``QuerySet.raw`` asks it on every query,
         # which cost more than the query itself.
-        per_connection = _converters.setdefault(self.connection, {})
+        per_connection = self.connection.__dict__.setdefault(_CONVERTERS_ATTRIBUTE, {})
         key = (self.model._meta.label, field_name)
         if key not in per_connection:
             column = self.field(field_name).get_col(self.model._meta.db_table)
@@ -115,8 +115,11 @@ def insert(instance: Model) -> None:
     host's receivers on these models see every row; an auto primary key is read back.
     """
     model = type(instance)
-    table = _Table(model)
+    table = _Table(model, instance)
     meta = model._meta
+    # The check save() runs (Django's own method): a related object that was never saved is
+    # an error, not a NULL.
+    cast(Any, instance)._prepare_related_fields_for_save(operation_name="save")
     signals.pre_save.send(
         sender=model, instance=instance, raw=False, using=table.alias, update_fields=None
     )

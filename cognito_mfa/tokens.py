@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import json
 import re
@@ -131,7 +132,7 @@ class _Checked:
     token: AccessToken  # with ``raw`` blanked
     key_generation: int
     issuer: str
-    expires_at: float
+    expires_at: int
 
 
 class ValidatedTokens:
@@ -171,14 +172,15 @@ class ValidatedTokens:
             or checked.token.client_id not in app_settings.APP_CLIENT_IDS
         ):
             return None
-        return replace(checked.token, raw=raw, claims=dict(checked.token.claims))
+        return replace(checked.token, raw=raw, claims=copy.deepcopy(checked.token.claims))
 
     def put(self, raw: str, token: AccessToken, *, key_generation: int) -> None:
         checked = _Checked(
-            token=replace(token, raw="", claims=dict(token.claims)),
+            token=replace(token, raw="", claims=copy.deepcopy(token.claims)),
             key_generation=key_generation,
             issuer=app_settings.ISSUER_URL,
-            expires_at=token.expires_at.timestamp(),
+            # As PyJWT compares it: the whole seconds of ``exp``.
+            expires_at=int(token.claims["exp"]),
         )
         with self._lock:
             self._entries[self._digest(raw)] = checked

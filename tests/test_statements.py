@@ -6,14 +6,16 @@ value adaptation differs most (SQLite keeps datetimes and UUIDs as text).
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
+import weakref
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -291,3 +293,34 @@ def test_insert_reads_the_new_id_back_on_a_backend_without_returning(
     assert isinstance(first.pk, int)
     assert second.pk != first.pk
     assert AuditEvent.objects.get(pk=second.pk).kind == AuditEvent.Kind.VERIFIED
+
+
+def test_insert_refuses_an_unsaved_related_object(user: Any) -> None:
+    unsaved = get_user_model()(username="never-saved")
+    event = AuditEvent(user=unsaved, kind=AuditEvent.Kind.STARTED, source="api")
+    with pytest.raises(ValueError, match="unsaved related object"):
+        statements.insert(event)
+    assert AuditEvent.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_from_many_threads_keeps_no_connection_alive(user: Any) -> None:
+    """Each thread's connection goes away with the thread (the converters are kept on the
+    connection, so nothing module-wide refers to it)."""
+    enrollment = _pending(user)
+    wrappers: list[Any] = []
+
+    def read() -> None:
+        try:
+            assert statements.owned_enrollment(enrollment.pk, user) is not None
+            wrappers.append(weakref.ref(connections[DEFAULT_DB_ALIAS]))
+        finally:
+            connection.close()
+
+    for _ in range(5):
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(10)
+    gc.collect()
+    assert len(wrappers) == 5
+    assert [ref() for ref in wrappers] == [None] * 5

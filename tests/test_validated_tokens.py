@@ -4,6 +4,7 @@ would still pass: unexpired, same fresh signing keys, same issuer and client ids
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -56,6 +57,14 @@ def test_a_token_is_checked_in_full_once(pool: Pool, own_key: SigningKey, decode
     assert second.claims["username"] == "alice"  # each caller gets its own copy
 
 
+def test_each_caller_gets_its_own_nested_claims(pool: Pool, own_key: SigningKey) -> None:
+    raw = _token(pool, own_key, **{"cognito:groups": ["staff"]})
+    tokens.validate_access_token(raw).claims["cognito:groups"].append("admin")
+    cached = tokens.validate_access_token(raw)
+    cached.claims["cognito:groups"].append("admin")
+    assert tokens.validate_access_token(raw).claims["cognito:groups"] == ["staff"]
+
+
 def test_the_cache_keeps_no_token(pool: Pool, own_key: SigningKey) -> None:
     raw = _token(pool, own_key)
     tokens.validate_access_token(raw)
@@ -93,6 +102,22 @@ def test_new_signing_keys_mean_a_full_check(pool: Pool, own_key: SigningKey, dec
     # The key is gone from the pool's JWKS: the cached result no longer counts.
     TestAdapter.jwks_override = moto_public_jwks()
     tokens.jwks_cache.clear()
+    with pytest.raises(exc.TokenInvalid):
+        tokens.validate_access_token(raw)
+
+
+def test_a_key_dropped_by_a_refresh_of_the_same_url_is_not_trusted_from_the_cache(
+    pool: Pool, own_key: SigningKey, settings: Any
+) -> None:
+    settings.COGNITO_MFA_JWKS_MIN_REFETCH_INTERVAL = timedelta(0)
+    raw = _token(pool, own_key)
+    tokens.validate_access_token(raw)
+    # The pool drops the key; a token naming an unknown kid makes this process refetch the
+    # same URL, and the cached result for the first token must go with the old key set.
+    TestAdapter.jwks_override = moto_public_jwks()
+    stranger = cached_key("stranger", "unknown-kid")
+    with pytest.raises(exc.TokenInvalid):
+        tokens.validate_access_token(_token(pool, stranger))
     with pytest.raises(exc.TokenInvalid):
         tokens.validate_access_token(raw)
 
