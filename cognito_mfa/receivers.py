@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cognito import reset_client
-from .tokens import jwks_cache, validated_tokens
+from .tokens import jwks_cache
 
 # Settings that the process-wide Cognito client or key cache was built from.
 _CLIENT_SETTINGS = {
@@ -16,9 +16,9 @@ _CLIENT_SETTINGS = {
     "COGNITO_MFA_MAX_RETRY_ATTEMPTS",
     "COGNITO_MFA_ADAPTER",
 }
+# Remembered tokens (tokens.ValidatedTokens) need no entry here: each is checked against the
+# current key set, issuer, client ids and leeway whenever it is used.
 _JWKS_SETTINGS = {"COGNITO_MFA_JWKS_URL", "COGNITO_MFA_REGION", "COGNITO_MFA_USER_POOL_ID"}
-# Settings a validated token was checked against (besides the keys).
-_TOKEN_SETTINGS = {*_JWKS_SETTINGS, "COGNITO_MFA_APP_CLIENT_IDS", "COGNITO_MFA_JWT_LEEWAY"}
 
 
 def reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
@@ -27,5 +27,3 @@ def reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
         reset_client()
     if setting in _JWKS_SETTINGS or setting == "COGNITO_MFA_ADAPTER":
         jwks_cache.clear()
-    if setting in _TOKEN_SETTINGS or setting == "COGNITO_MFA_ADAPTER":
-        validated_tokens.clear()

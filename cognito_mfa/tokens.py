@@ -67,12 +67,9 @@ class JWKSCache:
             and not self._is_stale()
         )
 
-    def get_key(self, kid: str) -> jwt.PyJWK:
-        """Return the key ``kid``; raise TokenInvalid if the pool has no such key."""
-        return self.get_key_and_generation(kid)[0]
-
     def get_key_and_generation(self, kid: str) -> tuple[jwt.PyJWK, int]:
-        """Return the key ``kid`` and the generation of the key set it belongs to."""
+        """Return the key ``kid`` and the generation of the key set it belongs to; raise
+        TokenInvalid if the pool has no such key."""
         url = app_settings.JWKS_URL
         if self._url == url and not self._is_stale():
             # The generation first: a refresh in between then only makes it look older.
@@ -182,9 +179,10 @@ class ValidatedTokens:
             # As PyJWT compares it: the whole seconds of ``exp``.
             expires_at=int(token.claims["exp"]),
         )
+        digest = self._digest(raw)
         with self._lock:
-            self._entries[self._digest(raw)] = checked
-            self._entries.move_to_end(self._digest(raw))
+            self._entries[digest] = checked
+            self._entries.move_to_end(digest)
             while len(self._entries) > self.MAX_ENTRIES:
                 self._entries.popitem(last=False)
 

@@ -160,10 +160,10 @@ def test_cache_notices_a_new_url_by_itself(
 ) -> None:
     """A cache the ``setting_changed`` receiver does not know still compares the URL."""
     cache = tokens.JWKSCache()
-    cache.get_key("dummy")
-    cache.get_key("dummy")
+    cache.get_key_and_generation("dummy")
+    cache.get_key_and_generation("dummy")
     settings.COGNITO_MFA_JWKS_URL = "https://other.example.test/jwks.json"
-    cache.get_key("dummy")
+    cache.get_key_and_generation("dummy")
     assert fetches.urls[-1] == "https://other.example.test/jwks.json"
     assert len(fetches) == 2
 
