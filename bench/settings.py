@@ -5,9 +5,9 @@
 """
 
 import os
-from urllib.parse import urlsplit
 
 from bench.support import CLIENT_ID, POOL_ID, REGION
+from example_project.database_url import postgres_database
 from example_project.settings import *  # noqa: F403
 
 DEBUG = False
@@ -17,20 +17,9 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 
 _database = os.environ.get("COGNITO_MFA_BENCH_DATABASE", "/tmp/cognito-mfa-bench.sqlite3")
 if _database.startswith(("postgres://", "postgresql://")):
-    _parts = urlsplit(_database)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": _parts.path.lstrip("/"),
-            "USER": _parts.username or "postgres",
-            "PASSWORD": _parts.password or "",
-            "HOST": _parts.hostname or "127.0.0.1",
-            "PORT": str(_parts.port or 5432),
-            # Persistent connections, as a production site runs: both the app and the
-            # baseline are served by the same workers, only the app uses the database.
-            "CONN_MAX_AGE": 60,
-        }
-    }
+    # Persistent connections, as a production site runs: both the app and the baseline are
+    # served by the same workers, only the app uses the database.
+    DATABASES = {"default": postgres_database(_database, CONN_MAX_AGE=60)}
 else:
     DATABASES = {
         "default": {

@@ -6,21 +6,11 @@ through ``CMFA_SERVER_*`` environment variables.
 
 import json
 import os
-from urllib.parse import urlsplit
 
+from example_project.database_url import postgres_database
 from tests.settings import *  # noqa: F403
 
-_db = urlsplit(os.environ["CMFA_SERVER_DATABASE_URL"])
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": _db.path.lstrip("/"),
-        "USER": _db.username or "postgres",
-        "PASSWORD": _db.password or "",
-        "HOST": _db.hostname or "127.0.0.1",
-        "PORT": str(_db.port or 5432),
-    }
-}
+DATABASES = {"default": postgres_database(os.environ["CMFA_SERVER_DATABASE_URL"])}
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 ROOT_URLCONF = "tests.concurrency_urls"
 

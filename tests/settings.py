@@ -1,8 +1,8 @@
 """Settings for the test suite: SQLite, or PostgreSQL when COGNITO_MFA_TEST_DATABASE_URL is set."""
 
 import os
-from urllib.parse import urlsplit
 
+from example_project.database_url import postgres_database
 from example_project.settings import *  # noqa: F403
 
 SECRET_KEY = "tests-only-secret-key"
@@ -11,17 +11,12 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 _database_url = os.environ.get("COGNITO_MFA_TEST_DATABASE_URL")
 if _database_url:
-    _parts = urlsplit(_database_url)
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": _parts.path.lstrip("/") or "cognito_mfa",
-            "USER": _parts.username or "postgres",
-            "PASSWORD": _parts.password or "",
-            "HOST": _parts.hostname or "127.0.0.1",
-            "PORT": str(_parts.port or 5432),
-            "TEST": {"NAME": os.environ.get("COGNITO_MFA_TEST_DB_NAME", "test_cognito_mfa")},
-        }
+        "default": postgres_database(
+            _database_url,
+            default_name="cognito_mfa",
+            TEST={"NAME": os.environ.get("COGNITO_MFA_TEST_DB_NAME", "test_cognito_mfa")},
+        )
     }
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
