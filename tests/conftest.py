@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from cognito_mfa import signals
 from cognito_mfa.cognito import reset_client
 from cognito_mfa.tokens import jwks_cache, validated_tokens
-from tests.support import Pool, TestAdapter, create_pool
+from tests.support import Pool, TestAdapter, create_pool, moto_server_client
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -96,7 +96,7 @@ def moto_server() -> Iterator[str]:
 @pytest.fixture
 def server_pool(moto_server: str, settings: Any) -> Pool:
     """A pool on the moto HTTP server, the app pointed at it (endpoint and JWKS over HTTP)."""
-    client = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=moto_server)
+    client = moto_server_client(moto_server)
     created = create_pool(client)
     _configure(settings, created)
     settings.COGNITO_MFA_ENDPOINT_URL = moto_server

@@ -83,6 +83,20 @@ class Pool:
         return self.client.admin_get_user(UserPoolId=self.pool_id, Username=username)
 
 
+def moto_server_client(url: str) -> Any:
+    """A Cognito client of the moto HTTP server at ``url`` (test keys given here, so that it
+    also works in module-scoped fixtures, before the per-test AWS environment is set)."""
+    import boto3
+
+    return boto3.client(
+        "cognito-idp",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 def create_pool(client: Any, *, mfa: str = "OPTIONAL", with_secret: bool = False) -> Pool:
     pool_id = client.create_user_pool(PoolName="tests")["UserPool"]["Id"]
     client.set_user_pool_mfa_config(

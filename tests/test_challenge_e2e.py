@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -27,7 +26,7 @@ from tests.challenge_support import (
     signal_kwargs_text,
 )
 from tests.conftest import SignalLog, fresh_code
-from tests.support import create_pool, wrong_code
+from tests.support import create_pool, moto_server_client, wrong_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,7 +64,7 @@ def test_first_sign_in_sets_up_totp_through_the_challenge_endpoints(
     debug_logs: LogCapture,
 ) -> None:
     options = MODES[mode]
-    idp = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=moto_server)
+    idp = moto_server_client(moto_server)
     pool = create_pool(idp, mfa="ON", with_secret=bool(options["with_secret"]))
     configure(settings, pool, endpoint_url=moto_server)
     if options["complete_auth"] is not None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -28,7 +27,7 @@ from tests.server_support import (
     server_environment,
     temporary_database,
 )
-from tests.support import Pool, create_pool, wrong_code
+from tests.support import Pool, create_pool, moto_server_client, wrong_code
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.postgres]
 
@@ -75,13 +74,7 @@ class Site:
 def site(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     postgres_url = os.environ.get("COGNITO_MFA_TEST_POSTGRES_URL", "")
     require_service("PostgreSQL", bool(postgres_url), "set COGNITO_MFA_TEST_POSTGRES_URL")
-    client = boto3.client(
-        "cognito-idp",
-        region_name="us-east-1",
-        endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = moto_server_client(moto_server)
     pool = create_pool(client)
     proxy = CountingProxy(moto_server).start()
     workdir = tmp_path_factory.mktemp("concurrency")

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 
 from cognito_mfa.models import Enrollment
 from example_project.demo import NEW_USER, READY_USER, SeededPool, pool_settings, seed_pool
 from tests.conftest import fresh_code, require_service
-from tests.support import wrong_code
+from tests.support import moto_server_client, wrong_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -89,7 +88,7 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
 @pytest.fixture
 def demo_pool(moto_server: str, settings: Any) -> SeededPool:
     """The demo's own pool (same seeding as ``make demo``) and the site pointed at it."""
-    client = boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=moto_server)
+    client = moto_server_client(moto_server)
     seeded = seed_pool(client)
     for name, value in pool_settings(moto_server, seeded).items():
         setattr(settings, name, value)
@@ -100,7 +99,7 @@ def demo_pool(moto_server: str, settings: Any) -> SeededPool:
 
 @pytest.fixture
 def cognito(moto_server: str) -> Any:
-    return boto3.client("cognito-idp", region_name="us-east-1", endpoint_url=moto_server)
+    return moto_server_client(moto_server)
 
 
 def expect(locator: Any) -> Any:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from django.core.cache import caches
@@ -21,7 +20,7 @@ from rest_framework.test import APIClient
 from cognito_mfa.adapter import DefaultAdapter
 from tests.conftest import require_service
 from tests.server_support import Gunicorn, migrate, server_environment, temporary_database
-from tests.support import Pool, create_pool
+from tests.support import Pool, create_pool, moto_server_client
 
 CHALLENGE = "/api/mfa/challenge/enrollments/"
 RATES = {"start": "2/min", "verify": "3/min", "challenge": "3/min"}
@@ -121,13 +120,7 @@ def two_servers(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
         store.ping()
     except redis.RedisError as error:
         require_service("Redis", False, f"{redis_url}: {error}")
-    client = boto3.client(
-        "cognito-idp",
-        region_name="us-east-1",
-        endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = moto_server_client(moto_server)
     pool = create_pool(client)
     prefix = f"cmfa-throttle-{secrets.token_hex(4)}"
     workdir = tmp_path_factory.mktemp("throttles")
