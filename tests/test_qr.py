@@ -8,6 +8,7 @@ import struct
 import subprocess
 import zlib
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import segno
@@ -24,6 +25,27 @@ URIS = [
         account="jürgen.müller+mfa@example.org",
     ),
 ]
+
+
+def test_uri_is_the_key_uri_format_with_cognitos_defaults_left_implicit() -> None:
+    uri = URIS[1]
+    parts = urlsplit(uri)
+    assert (parts.scheme, parts.netloc) == ("otpauth", "totp")
+    assert unquote(parts.path) == "/Zoë & Co — Staging:jürgen.müller+mfa@example.org"
+    # SHA1, 6 digits, 30 s are what an absent algorithm/digits/period mean: Cognito's TOTP.
+    assert parse_qs(parts.query) == {
+        "secret": ["JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSW"],
+        "issuer": ["Zoë & Co — Staging"],
+    }
+
+
+def test_a_cognito_sized_secret_fits_qr_version_6() -> None:
+    uri = build_otpauth_uri(
+        secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSW",
+        issuer="Example Site",
+        account="alice@example.com",
+    )
+    assert segno.make_qr(uri, error="l", boost_error=False, mask=0).version <= 6
 
 
 def _payload(data_uri: str, media_type: str) -> bytes:
