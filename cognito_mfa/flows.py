@@ -691,6 +691,50 @@ def verify_enrollment(
     turned on in Cognito; the caller receives what the flow needs next.
     """
     lease = _claim(enrollment, context)
+    return _verify_leased(context, enrollment, lease, user_code, device_name)
+
+
+def verify_own_enrollment(
+    context: Context,
+    *,
+    user: Any,
+    enrollment_id: Any,
+    user_code: str,
+    device_name: str | None = None,
+) -> VerifiedEnrollment:
+    """:func:`verify_enrollment` of the user's own access-token enrollment ``enrollment_id``
+    (the API's verify). NotFound for an unknown id, someone else's or a sign-in challenge's
+    enrollment (that one opens only with its challenge token)."""
+    timestamp = now()
+    lease = timestamp + _lease_duration()
+    enrollment = statements.claim_own_verify_lease(
+        enrollment_id,
+        user,
+        flow=EnrollmentFlow.ACCESS_TOKEN,
+        lease=lease,
+        timestamp=timestamp,
+        max_attempts=app_settings.MAX_ATTEMPTS,
+    )
+    if enrollment is None:
+        # Not claimable in one statement: find out why (404, a state error) or wait for the
+        # verify in flight, as any verify does.
+        enrollment = get_enrollment_for_user(user, enrollment_id)
+        if enrollment.flow != EnrollmentFlow.ACCESS_TOKEN:
+            raise exc.NotFound()
+        lease = _claim(enrollment, context)
+    else:
+        enrollment.user = user  # the statement matched it; the audit row and signals read it
+    return _verify_leased(context, enrollment, lease, user_code, device_name)
+
+
+def _verify_leased(
+    context: Context,
+    enrollment: Enrollment,
+    lease: datetime,
+    user_code: str,
+    device_name: str | None,
+) -> VerifiedEnrollment:
+    """The verify itself, once this request holds the enrollment's verify ``lease``."""
     # The budget is read under the lease: wrong codes are only counted by the lease holder, so
     # the read is exact and queued requests cannot overshoot the hard limit. A success resets
     # the counter; the write is skipped when there is none. Admin acts neither check nor skip.

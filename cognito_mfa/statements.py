@@ -18,7 +18,8 @@ from typing import Any, cast
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model, signals
+from django.db.models import Field, Manager, Model, QuerySet, signals
+from django.db.models.manager import BaseManager
 
 from .models import Enrollment, EnrollmentStatus, FailureCounter
 
@@ -81,7 +82,7 @@ class _Table:
         return per_connection[key]
 
     def instances(self, sql: str, params: list[Any]) -> list[Any]:
-        """Run a SELECT of :meth:`columns` and return the rows as model instances."""
+        """Run a statement that returns :meth:`columns`; return the rows as model instances."""
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -162,6 +163,45 @@ def insert(instance: Model) -> None:
     )
 
 
+def _default_manager_is_stock(model: type[Model]) -> bool:
+    """Tell whether the model's default manager returns every row of one table, unchanged.
+
+    A host's manager may hide users (soft deletion, a tenant of the current request) or look
+    them up its own way, and a multi-table-inheritance user keeps its columns in several
+    tables: SQL of ours could then find a user the site does not. Those go through the ORM.
+    """
+    manager = model._meta.default_manager
+    return (
+        manager is not None
+        and not model._meta.parents
+        and type(manager).get_queryset is BaseManager.get_queryset
+        and cast(Any, manager)._queryset_class is QuerySet
+        and type(manager).get_or_create is Manager.get_or_create
+    )
+
+
+def user_by_username(user_model: type[Model], username: str) -> Any | None:
+    """Return the user whose ``USERNAME_FIELD`` equals ``username``, as the default manager's
+    ``get_or_create()`` would find it (on the database it writes to).
+
+    None when there is no such row, more than one, or the model's default manager is not the
+    stock one: the caller then asks the ORM, which creates the user or raises as it would.
+    """
+    if not _default_manager_is_stock(user_model):
+        return None
+    table = _Table(user_model)
+    field_name = str(cast(Any, user_model).USERNAME_FIELD)
+    key = (table.alias, user_model._meta.label, "by username")
+    if key not in _text_cache:
+        limit = table.connection.ops.limit_offset_sql(0, 2)  # enough to tell one from many
+        _text_cache[key] = (
+            f"SELECT {table.columns()} FROM {table.name} "
+            f"WHERE {table.column(field_name)} = %s {limit}"
+        )
+    rows = table.instances(_text_cache[key], [table.param(field_name, username)])
+    return rows[0] if len(rows) == 1 else None
+
+
 def owned_enrollment(enrollment_id: Any, user: Any) -> Enrollment | None:
     """Return the enrollment ``enrollment_id`` if it belongs to ``user``, else None."""
     table = _Table(Enrollment)
@@ -238,6 +278,53 @@ def claim_verify_lease(
         now_param,
     ]
     return table.execute(sql, params) == 1
+
+
+def claim_own_verify_lease(
+    enrollment_id: Any,
+    user: Any,
+    *,
+    flow: str,
+    lease: datetime,
+    timestamp: datetime,
+    max_attempts: int,
+) -> Enrollment | None:
+    """Take the verify lease of the user's own enrollment of ``flow`` in one statement and
+    return the row (``UPDATE ... RETURNING``): the owned lookup and :func:`claim_verify_lease`
+    at once, the usual verify's single round trip before it calls Cognito.
+
+    None changes nothing and says only "not this way": the row is unknown, someone else's,
+    of another flow, not verifiable now or leased, or the backend cannot return rows from an
+    UPDATE (PostgreSQL and SQLite from 3.35 can). The caller then looks the row up to learn
+    which, and claims it the usual way.
+    """
+    table = _Table(Enrollment)
+    features = table.connection.features
+    if table.connection.vendor not in ("postgresql", "sqlite"):
+        return None
+    if not features.can_return_columns_from_insert:  # SQLite < 3.35 has no RETURNING at all
+        return None
+    lease_column = table.column("verify_lease_until")
+    sql = (
+        f"UPDATE {table.name} SET {lease_column} = %s "
+        f"WHERE {table.column('id')} = %s AND {table.column('user')} = %s "
+        f"AND {table.column('flow')} = %s AND {table.column('status')} = %s "
+        f"AND {table.column('expires_at')} > %s AND {table.column('attempts')} < %s "
+        f"AND ({lease_column} IS NULL OR {lease_column} < %s) "
+        f"RETURNING {table.columns()}"
+    )
+    now_param = table.param("expires_at", timestamp)
+    params = [
+        table.param("verify_lease_until", lease),
+        table.param("id", enrollment_id),
+        table.param("user", user.pk),
+        flow,
+        EnrollmentStatus.PENDING.value,
+        now_param,
+        max_attempts,
+        now_param,
+    ]
+    return next(iter(table.instances(sql, params)), None)
 
 
 def mark_verified(

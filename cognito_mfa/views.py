@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from . import exceptions as exc
 from . import flows, serializers
 from .authentication import CognitoAccessTokenAuthentication
-from .models import Enrollment, EnrollmentFlow
+from .models import Enrollment
 from .otpauth import render_qr
 from .parsers import JSONParser
 from .schema import AUTHENTICATED, document
@@ -254,14 +254,12 @@ class EnrollmentVerifyView(CognitoMFAView):
         enrollment_id=True,
     )
     def post(self, request: Request, enrollment_id: str) -> Response:
-        enrollment = self.owned_enrollment(request, enrollment_id)
-        if enrollment.flow != EnrollmentFlow.ACCESS_TOKEN:
-            # A sign-in challenge enrollment opens only with its challenge token.
-            raise exc.NotFound()
+        enrollment_uuid = self.parse_id(enrollment_id)
         body = self.validated(serializers.VerifyEnrollmentSerializer, request)
-        verified = flows.verify_enrollment(
+        verified = flows.verify_own_enrollment(
             self.context(request),
-            enrollment=enrollment,
+            user=request.user,
+            enrollment_id=enrollment_uuid,
             user_code=body["user_code"],
             device_name=body.get("friendly_device_name"),
         )

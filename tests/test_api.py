@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
+from cognito_mfa import statements
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.conftest import SignalLog, fresh_code
 from tests.core_support import count_cognito_calls
@@ -116,6 +117,34 @@ def test_call_counter_sees_cognito_calls(alice_api: APIClient) -> None:
         assert verify(alice_api, started["id"], fresh_code()).status_code == 200
     assert counter.calls == ["VerifySoftwareToken", "SetUserMFAPreference"]
     assert counter.sends == ["VerifySoftwareToken", "SetUserMFAPreference"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("one_statement", [True, False], ids=["returning", "lookup"])
+def test_verify_answers_the_same_whichever_way_the_lease_is_claimed(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch, one_statement: bool
+) -> None:
+    """The lease is normally claimed with the row in one statement; a backend without
+    ``UPDATE ... RETURNING`` (or a row that cannot be claimed at once) takes the lookup."""
+    if not one_statement:
+        monkeypatch.setattr(statements, "claim_own_verify_lease", lambda *args, **kwargs: None)
+    started = start(alice_api)
+
+    wrong = verify(alice_api, started["id"], wrong_code())
+    right = verify(alice_api, started["id"], fresh_code(), friendly_device_name="work phone")
+    again = verify(alice_api, started["id"], fresh_code())
+
+    assert (wrong.status_code, wrong.json()["attempts_remaining"]) == (400, 4)
+    assert right.status_code == 200
+    assert right.json()["status"] == "verified"
+    assert (again.status_code, again.json()["code"]) == (409, "enrollment_not_pending")
+    row = Enrollment.objects.get(pk=started["id"])
+    assert (row.status, row.attempts, row.friendly_device_name) == ("verified", 1, "work phone")
+    assert row.verify_lease_until is None
+    assert row.encrypted_credential is None
+    assert list(
+        AuditEvent.objects.filter(enrollment=row).order_by("id").values_list("kind", "outcome")
+    ) == [("started", "ok"), ("verification_failed", "invalid_code"), ("verified", "ok")]
 
 
 # --- acceptance 5: another user's id answers like an unknown id ----------------------------------

@@ -250,3 +250,19 @@ def test_every_signal_and_error_code_is_documented() -> None:
         is_error = isinstance(value, type) and issubclass(value, exceptions.CognitoMFAError)
         if is_error and value is not exceptions.CognitoMFAError:
             assert f"| `{value.code}` | {value.status} |" in text, value
+
+
+def test_the_adapter_imports_before_django_is_set_up() -> None:
+    """A host subclasses DefaultAdapter in its own module, which may be imported early (from
+    settings, or before ``django.setup()``): importing it must not touch the models."""
+    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import cognito_mfa.adapter, cognito_mfa.authentication"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]

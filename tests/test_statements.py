@@ -11,11 +11,15 @@ import threading
 import uuid
 import weakref
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import UserManager
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.models import QuerySet
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -124,6 +128,73 @@ def test_lease_claim_refuses_rows_that_cannot_be_verified(user: Any, fields: Any
     assert claimed is False
     enrollment.refresh_from_db()
     assert enrollment.verify_lease_until is None
+
+
+def _claim_own(enrollment_id: Any, user: Any, timestamp: Any = None) -> Enrollment | None:
+    now = timestamp or timezone.now()
+    return statements.claim_own_verify_lease(
+        enrollment_id,
+        user,
+        flow=EnrollmentFlow.ACCESS_TOKEN,
+        lease=now + timedelta(seconds=9),
+        timestamp=now,
+        max_attempts=5,
+    )
+
+
+def test_own_lease_claim_returns_the_claimed_row_as_the_orm_reads_it(user: Any) -> None:
+    enrollment = _pending(user)
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        claimed = _claim_own(enrollment.pk, user, now)
+    assert len(queries.captured_queries) == 1
+    assert claimed is not None
+    assert claimed.verify_lease_until == now + timedelta(seconds=9)
+    assert _field_values(claimed) == _field_values(Enrollment.objects.get(pk=enrollment.pk))
+    assert claimed._state.adding is False
+    # Held: a second claim, by the owner or through the plain compare-and-set, gets nothing.
+    assert _claim_own(enrollment.pk, user) is None
+    assert not statements.claim_verify_lease(
+        enrollment.pk, lease=now + timedelta(seconds=9), timestamp=now, max_attempts=5
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status": EnrollmentStatus.VERIFIED, "encrypted_credential": None},
+        {"expires_at": timezone.now() - timedelta(seconds=1)},
+        {"attempts": 5},
+        {"flow": EnrollmentFlow.CHALLENGE},
+        {"verify_lease_until": timezone.now() + timedelta(days=1)},  # evaluated at collection
+    ],
+    ids=["verified", "expired", "attempts-used", "challenge-flow", "leased"],
+)
+def test_own_lease_claim_changes_nothing_it_may_not_claim(user: Any, fields: Any) -> None:
+    enrollment = _pending(user, **fields)
+    before = _field_values(Enrollment.objects.get(pk=enrollment.pk))
+    assert _claim_own(enrollment.pk, user) is None
+    assert _field_values(Enrollment.objects.get(pk=enrollment.pk)) == before
+
+
+def test_own_lease_claim_is_none_for_someone_elses_or_unknown_id(user: Any) -> None:
+    stranger = get_user_model().objects.create(username="stranger")
+    enrollment = _pending(user)
+    assert _claim_own(enrollment.pk, stranger) is None
+    assert _claim_own(uuid.uuid4(), user) is None
+    assert Enrollment.objects.get(pk=enrollment.pk).verify_lease_until is None
+
+
+def test_own_lease_claim_declines_a_backend_without_update_returning(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enrollment = _pending(user)
+    monkeypatch.setattr(connection, "vendor", "mysql")
+    assert _claim_own(enrollment.pk, user) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    assert _claim_own(enrollment.pk, user) is None
+    assert Enrollment.objects.get(pk=enrollment.pk).verify_lease_until is None
 
 
 def test_mark_verified_needs_the_lease_and_drops_the_credential(user: Any) -> None:
@@ -324,3 +395,109 @@ def test_reading_from_many_threads_keeps_no_connection_alive(user: Any) -> None:
     gc.collect()
     assert len(wrappers) == 5
     assert [ref() for ref in wrappers] == [None] * 5
+
+
+# --- the adapter's user lookup -------------------------------------------------------------
+
+
+def _user_values(user: Any) -> dict[str, Any]:
+    return {f.attname: getattr(user, f.attname) for f in type(user)._meta.concrete_fields}
+
+
+def test_user_by_username_reads_every_field_as_the_orm_does(user: Any) -> None:
+    user.last_login = timezone.now() - timedelta(days=2)
+    user.is_staff = True
+    user.save()
+    user_model = get_user_model()
+    found = statements.user_by_username(user_model, "statements-user")
+    assert found is not None
+    assert type(found) is user_model
+    assert _user_values(found) == _user_values(user_model.objects.get(pk=user.pk))
+    assert timezone.is_aware(found.last_login)
+    assert found.is_staff is True
+    assert found._state.adding is False
+    assert found._state.db == "default"
+
+
+def test_user_by_username_is_exact_and_none_for_no_row(user: Any) -> None:
+    user_model = get_user_model()
+    assert statements.user_by_username(user_model, "nobody") is None
+    assert statements.user_by_username(user_model, "STATEMENTS-USER") is None
+    assert statements.user_by_username(user_model, "statements-user%") is None
+    with CaptureQueriesContext(connection) as queries:
+        statements.user_by_username(user_model, "statements-user")
+    assert len(queries.captured_queries) == 1
+
+
+class _HidesInactive(UserManager):
+    def get_queryset(self) -> Any:
+        return super().get_queryset().filter(is_active=True)
+
+
+class _OwnQuerySet(QuerySet):
+    pass
+
+
+class _OwnGetOrCreate(UserManager):
+    def get_or_create(self, defaults: Any = None, **kwargs: Any) -> Any:
+        return super().get_or_create(defaults, **kwargs)
+
+
+def _as_default_manager(manager: Any) -> Any:
+    """Make ``manager`` the user model's default manager for the duration of a test."""
+    user_model = get_user_model()
+    manager.model, manager.name = user_model, "objects"
+    return patch.dict(user_model._meta.__dict__, {"default_manager": manager})
+
+
+@pytest.mark.parametrize(
+    "manager",
+    [_HidesInactive(), UserManager.from_queryset(_OwnQuerySet)(), _OwnGetOrCreate()],
+    ids=["own get_queryset", "own QuerySet", "own get_or_create"],
+)
+def test_user_by_username_leaves_a_host_managers_lookup_to_the_orm(user: Any, manager: Any) -> None:
+    with _as_default_manager(manager):
+        assert statements.user_by_username(get_user_model(), "statements-user") is None
+
+
+def test_user_by_username_leaves_multi_table_inheritance_to_the_orm(user: Any) -> None:
+    user_model = get_user_model()
+    with patch.object(user_model._meta, "parents", {object: None}):
+        assert statements.user_by_username(user_model, "statements-user") is None
+
+
+def test_a_stock_manager_subclass_keeps_the_short_lookup(user: Any) -> None:
+    class PlainSubclass(UserManager):
+        def create_superuser_with_defaults(self) -> None:  # new methods change no lookup
+            raise NotImplementedError
+
+    with _as_default_manager(PlainSubclass()):
+        found = statements.user_by_username(get_user_model(), "statements-user")
+    assert found is not None
+    assert found.pk == user.pk
+
+
+def test_the_adapter_asks_a_host_manager_and_creates_new_users(user: Any) -> None:
+    from cognito_mfa.adapter import DefaultAdapter
+
+    def token(username: str) -> Any:
+        return SimpleNamespace(username=username)
+
+    adapter = DefaultAdapter()
+    with CaptureQueriesContext(connection) as queries:
+        assert adapter.get_user_for_token(token("statements-user")).pk == user.pk
+    assert len(queries.captured_queries) == 1  # no transaction, no savepoint
+    created = adapter.get_user_for_token(token("brand-new"))
+    assert created.pk is not None
+    assert created.get_username() == "brand-new"
+
+    user.is_active = False
+    user.save()
+    # The host's manager hides the row; the ORM then tries to create the user and the unique
+    # username refuses: the hidden user is never handed out.
+    with (
+        _as_default_manager(_HidesInactive()),
+        pytest.raises(IntegrityError),
+        transaction.atomic(),
+    ):
+        adapter.get_user_for_token(token("statements-user"))
