@@ -1,15 +1,20 @@
 """A bounded loopback load: simulated SPA users doing start -> verify over keep-alive HTTP.
 
-Fixed users, fixed concurrency, hard time limit; every request's latency is recorded.
+A fixed number of users is in flight at all times, each looping start -> verify with its own
+tokens. Requests are counted in a steady-state window: those completed after a warm-up
+(threads started, connections opened) and before the window closes. A round of fixed work
+(N users, then stop) would also measure its ramp-up and its tail, the last few users
+finishing alone, which moved a side's requests/s by up to a third from round to round.
 """
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
-import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +29,11 @@ PATHS = {
 @dataclass
 class Round:
     kind: str
-    latencies_ms: list[float] = field(default_factory=list)
+    window_s: float
+    latencies_ms: list[float] = field(default_factory=list)  # completed inside the window
     errors: list[str] = field(default_factory=list)
-    elapsed_s: float = 0.0
     timed_out: bool = False
+    samples: tuple[Any, Any] | None = None
 
     def result(self) -> dict[str, Any]:
         ok = len(self.latencies_ms)
@@ -36,8 +42,8 @@ class Round:
             "requests": ok,
             "errors": len(self.errors),
             "first_errors": self.errors[:3],
-            "elapsed_s": round(self.elapsed_s, 3),
-            "requests_per_s": round(ok / self.elapsed_s, 1) if self.elapsed_s else 0.0,
+            "window_s": self.window_s,
+            "requests_per_s": round(ok / self.window_s, 1),
             "latency_ms": summary(self.latencies_ms),
             "timed_out": self.timed_out,
         }
@@ -79,52 +85,73 @@ def run_round(
     tokens: list[str],
     *,
     concurrency: int,
-    time_limit_s: float,
+    window_s: float,
+    warmup_s: float = 0.5,
+    sample: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
-    """Let ``concurrency`` users at a time each do start -> verify, one per token."""
-    start_path, verify_path = PATHS[kind]
-    work: queue.Queue[str] = queue.Queue()
-    for token in tokens:
-        work.put(token)
-    outcome = Round(kind)
-    lock = threading.Lock()
-    deadline = time.monotonic() + time_limit_s
+    """Keep ``concurrency`` users doing start -> verify for ``warmup_s + window_s``.
 
-    def user_loop() -> None:
+    User ``i`` takes tokens ``i, i + concurrency, ...`` in turn, so no two users in flight
+    share an account. ``sample()`` (CPU counters, say) is called as the window opens and
+    closes; the pair is returned under ``"samples"``.
+    """
+    if len(tokens) < concurrency:
+        raise ValueError("every user in flight needs a token of its own")
+    start_path, verify_path = PATHS[kind]
+    outcome = Round(kind, window_s)
+    lock = threading.Lock()
+    began = time.monotonic()
+    window_opens, window_closes = began + warmup_s, began + warmup_s + window_s
+
+    def counted(finished: float) -> bool:
+        return window_opens <= finished <= window_closes
+
+    def user_loop(own_tokens: list[str]) -> None:
         session = _Session(host, port)
         try:
-            while time.monotonic() < deadline:
-                try:
-                    token = work.get_nowait()
-                except queue.Empty:
+            for token in itertools.cycle(own_tokens):
+                if time.monotonic() >= window_closes:
                     return
                 try:
-                    began = time.perf_counter()
+                    sent = time.perf_counter()
                     status, body = session.post(start_path, token, {"friendly_device_name": "x"})
-                    started_ms = (time.perf_counter() - began) * 1000
+                    started_ms = (time.perf_counter() - sent) * 1000
+                    started_at = time.monotonic()
                     if status != 201:
                         raise RuntimeError(f"start {status}: {body[:120]!r}")
                     enrollment_id = json.loads(body)["id"]
-                    began = time.perf_counter()
+                    sent = time.perf_counter()
                     path = verify_path.format(id=enrollment_id)
                     status, body = session.post(path, token, {"user_code": "123456"})
-                    verified_ms = (time.perf_counter() - began) * 1000
+                    verified_ms = (time.perf_counter() - sent) * 1000
+                    verified_at = time.monotonic()
                     if status != 200:
                         raise RuntimeError(f"verify {status}: {body[:120]!r}")
                     with lock:
-                        outcome.latencies_ms += [started_ms, verified_ms]
+                        if counted(started_at):
+                            outcome.latencies_ms.append(started_ms)
+                        if counted(verified_at):
+                            outcome.latencies_ms.append(verified_ms)
                 except Exception as error:  # counted, reported, never fatal to the round
                     with lock:
                         outcome.errors.append(f"{type(error).__name__}: {error}")
         finally:
             session.close()
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=user_loop) for _ in range(concurrency)]
+    threads = [
+        threading.Thread(target=user_loop, args=(tokens[index::concurrency],))
+        for index in range(concurrency)
+    ]
     for thread in threads:
         thread.start()
+    if sample is not None:
+        time.sleep(max(0.0, window_opens - time.monotonic()))
+        first = sample()
+        time.sleep(max(0.0, window_closes - time.monotonic()))
+        outcome.samples = (first, sample())
     for thread in threads:
-        thread.join(timeout=time_limit_s + 35)
-    outcome.elapsed_s = time.perf_counter() - began
-    outcome.timed_out = not work.empty()
-    return outcome.result()
+        thread.join(timeout=warmup_s + window_s + 65)  # a user finishes its cycle: 2 x 30 s
+    outcome.timed_out = any(thread.is_alive() for thread in threads)
+    result = outcome.result()
+    result["samples"] = outcome.samples
+    return result

@@ -41,10 +41,11 @@ POSTGRES_ENV = "COGNITO_MFA_BENCH_POSTGRES_URL"
 DB_NAME_ENV = "COGNITO_MFA_BENCH_DB_NAME"
 
 # Throughput: the same users and concurrency for the app and the baseline, rounds alternated.
-LOAD_USERS = 120  # simulated SPA users per round, each doing start -> verify
-LOAD_CONCURRENCY = 16
-LOAD_ROUNDS = 3  # per side and load
-LOAD_TIME_LIMIT_S = 40.0  # per round, hard
+LOAD_ACCOUNTS = 120  # Cognito users; each user in flight cycles through its own share
+LOAD_CONCURRENCY = 16  # simulated SPA users in flight, each looping start -> verify
+LOAD_ROUNDS = 5  # per side and load; the ratio is of the medians
+LOAD_WARMUP_S = 0.5  # per round, not counted: threads start, connections open
+LOAD_WINDOW_S = 3.0  # per round, the steady state counted
 LOAD_STUB_SERVICE_MS = 20.0  # per Cognito call, as in the admin refresh: a remote service
 # Loads: (label, stub service time per Cognito call). The target is judged on the first; the
 # CPU-bound one shows every cycle the app spends, the slower one how the ratio moves when
@@ -297,10 +298,11 @@ def throughput(database_url: str) -> dict[str, Any]:
         listening = server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
         host, port = "127.0.0.1", int(listening.group(1))
         server.wait_for(r"Booting worker with pid", timeout=30)
-        users = [key.access_token(f"bench-load-{index:03d}") for index in range(LOAD_USERS)]
-        # Warm-up: both workers build their client, fetch the JWKS, create the users' rows.
+        users = [key.access_token(f"bench-load-{index:03d}") for index in range(LOAD_ACCOUNTS)]
+        # Warm-up: both workers build their client, fetch the JWKS; every account gets its
+        # site user row (each user in flight goes through its share many times in 3 s).
         for kind in ("app", "baseline"):
-            run_round(host, port, kind, users, concurrency=LOAD_CONCURRENCY, time_limit_s=60)
+            run_round(host, port, kind, users, concurrency=LOAD_CONCURRENCY, window_s=3.0)
         workers = _children(server.popen.pid)
         probe = _CPUProbe(workers, stub.popen.pid)
         loads = {}
@@ -319,9 +321,10 @@ def throughput(database_url: str) -> dict[str, Any]:
         stub.stop()
     return {
         "server": "gunicorn " + " ".join(GUNICORN),
-        "users_per_round": LOAD_USERS,
-        "requests_per_round": 2 * LOAD_USERS,
+        "accounts": LOAD_ACCOUNTS,
         "concurrency": LOAD_CONCURRENCY,
+        "warmup_s": LOAD_WARMUP_S,
+        "window_s": LOAD_WINDOW_S,
         "rounds_per_side": LOAD_ROUNDS,
         **loads,
         "ratio": loads["cognito_like"]["ratio"],
@@ -345,16 +348,18 @@ def _load_rounds(
     for index in range(LOAD_ROUNDS):
         order = ("app", "baseline") if index % 2 == 0 else ("baseline", "app")
         for kind in order:
-            cpu_before = probe.read()
             result = run_round(
                 host,
                 port,
                 kind,
                 users,
                 concurrency=LOAD_CONCURRENCY,
-                time_limit_s=LOAD_TIME_LIMIT_S,
+                window_s=LOAD_WINDOW_S,
+                warmup_s=LOAD_WARMUP_S,
+                sample=probe.read,
             )
-            cpu = probe.per_request_ms(cpu_before, probe.read(), result["requests"])
+            cpu_before, cpu_after = result.pop("samples")
+            cpu = probe.per_request_ms(cpu_before, cpu_after, result["requests"])
             rounds.append({**result, "cpu_ms_per_request": cpu})
 
     def side(kind: str) -> dict[str, Any]:
@@ -585,8 +590,9 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"\n[throughput] skipped: {tp['skipped']}")
     else:
         print(
-            f"\n[throughput] {tp['server']}, PostgreSQL, {tp['concurrency']} concurrent users, "
-            f"{tp['requests_per_round']} requests/round, {tp['rounds_per_side']} rounds each"
+            f"\n[throughput] {tp['server']}, PostgreSQL, {tp['concurrency']} users in flight, "
+            f"{tp['rounds_per_side']} rounds each of {tp['window_s']} s counted "
+            f"after {tp['warmup_s']} s"
         )
         for label, _ in LOADS:
             load = tp[label]

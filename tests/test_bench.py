@@ -7,7 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACKED = (
@@ -60,3 +64,57 @@ def test_the_in_process_phase_runs_and_reports_every_figure(tmp_path: Path) -> N
     assert phase["database"] == "sqlite"
     budgets = {"start": 6, "verify": 6, "status": 2, "list": 2}
     assert all(phase["queries"][name] <= budget for name, budget in budgets.items())
+
+
+class _SPAEndpoints(BaseHTTPRequestHandler):
+    """Answers the app's start and verify paths after a short wait, noting who asked."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn
+    disable_nagle_algorithm = True  # headers and body go in two writes
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(0.01)
+        self.seen.append((self.path, self.headers["Authorization"]))
+        started = self.path == "/api/mfa/enrollments/"
+        body = json.dumps({"id": "e1"} if started else {"status": "verified"}).encode()
+        self.send_response(201 if started else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_load_round_counts_its_steady_state_window_only() -> None:
+    from bench.load import run_round
+
+    _SPAEndpoints.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SPAEndpoints)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    samples: list[float] = []
+    try:
+        result = run_round(
+            "127.0.0.1",
+            server.server_address[1],
+            "app",
+            [f"token-{index}" for index in range(6)],
+            concurrency=3,
+            window_s=0.6,
+            warmup_s=0.3,
+            sample=lambda: samples.append(time.monotonic()) or len(samples),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["errors"] == 0
+    assert result["samples"] == (1, 2)
+    assert 0.55 <= samples[1] - samples[0] <= 0.9  # the window, between the two samples
+    # 3 users, ~10 ms a request: about 180 requests in the window, more in the whole round.
+    answered = len(_SPAEndpoints.seen)
+    assert 60 <= result["requests"] < answered
+    assert result["requests_per_s"] == round(result["requests"] / 0.6, 1)
+    # Every token was used (each user cycles through its own share), none by two users.
+    assert {token for _, token in _SPAEndpoints.seen} == {f"Bearer token-{i}" for i in range(6)}
