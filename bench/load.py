@@ -135,6 +135,7 @@ def run_round(
                 except Exception as error:  # counted, reported, never fatal to the round
                     with lock:
                         outcome.errors.append(f"{type(error).__name__}: {error}")
+                    time.sleep(0.05)  # a server that refuses at once must not be hammered
         finally:
             session.close()
 
@@ -149,8 +150,10 @@ def run_round(
         first = sample()
         time.sleep(max(0.0, window_closes - time.monotonic()))
         outcome.samples = (first, sample())
+    # After the window each user finishes the cycle it is in: two requests of 30 s at most.
+    deadline = window_closes + 65
     for thread in threads:
-        thread.join(timeout=warmup_s + window_s + 65)  # a user finishes its cycle: 2 x 30 s
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
     outcome.timed_out = any(thread.is_alive() for thread in threads)
     result = outcome.result()
     result["samples"] = outcome.samples

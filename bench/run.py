@@ -299,10 +299,14 @@ def throughput(database_url: str) -> dict[str, Any]:
         host, port = "127.0.0.1", int(listening.group(1))
         server.wait_for(r"Booting worker with pid", timeout=30)
         users = [key.access_token(f"bench-load-{index:03d}") for index in range(LOAD_ACCOUNTS)]
-        # Warm-up: both workers build their client, fetch the JWKS; every account gets its
-        # site user row (each user in flight goes through its share many times in 3 s).
+        # Warm-up: both workers build their client and fetch the JWKS; every account gets its
+        # site user row (each user in flight goes through its 7-8 accounts many times over).
         for kind in ("app", "baseline"):
-            run_round(host, port, kind, users, concurrency=LOAD_CONCURRENCY, window_s=3.0)
+            warm = run_round(
+                host, port, kind, users, concurrency=LOAD_CONCURRENCY, window_s=LOAD_WINDOW_S
+            )
+            if warm["errors"]:
+                raise SystemExit(f"warm-up of the {kind} failed: {warm['first_errors']}")
         workers = _children(server.popen.pid)
         probe = _CPUProbe(workers, stub.popen.pid)
         loads = {}

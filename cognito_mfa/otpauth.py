@@ -27,8 +27,9 @@ def build_otpauth_uri(*, secret: str, issuer: str, account: str) -> str:
     Built by hand because Cognito's secrets (and moto's fixed one) are not always the
     length OTP libraries insist on. ``algorithm``, ``digits`` and ``period`` are left out:
     Cognito's codes are SHA1, 6 digits, 30 s, which is what the key URI format means by
-    their absence, and the 34 characters they take would push a Cognito-sized secret from
-    QR version 6 to 8 (49 modules a side instead of 41: slower to render, harder to scan).
+    their absence, and the 34 characters they take cost one or two QR versions (a
+    Cognito-sized secret with a short label: version 8, 49 modules a side, instead of 6 and
+    41), which is slower to render and harder to scan.
     """
     issuer_part = quote(issuer, safe="")
     label = f"{issuer_part}:{quote(account, safe='')}"

@@ -19,6 +19,7 @@ from typing import Any, cast
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Manager, Model, QuerySet, signals
+from django.db.models.lookups import Exact
 from django.db.models.manager import BaseManager
 
 from .models import Enrollment, EnrollmentStatus, FailureCounter
@@ -166,17 +167,21 @@ def insert(instance: Model) -> None:
 def _default_manager_is_stock(model: type[Model]) -> bool:
     """Tell whether the model's default manager returns every row of one table, unchanged.
 
-    A host's manager may hide users (soft deletion, a tenant of the current request) or look
-    them up its own way, and a multi-table-inheritance user keeps its columns in several
-    tables: SQL of ours could then find a user the site does not. Those go through the ORM.
+    A host's manager may hide users (soft deletion, a tenant of the current request), look
+    them up its own way or on a database of its own, and a user model with parents (multi-
+    table inheritance, a proxy) is read through them: SQL of ours could then find a user the
+    site does not. Those go through the ORM.
     """
-    manager = model._meta.default_manager
+    manager: Any = model._meta.default_manager
     return (
         manager is not None
         and not model._meta.parents
         and type(manager).get_queryset is BaseManager.get_queryset
-        and cast(Any, manager)._queryset_class is QuerySet
+        and manager._queryset_class is QuerySet
         and type(manager).get_or_create is Manager.get_or_create
+        # Bound to a database of its own (db_manager()): the ORM would read there.
+        and manager._db is None
+        and not manager._hints
     )
 
 
@@ -184,13 +189,16 @@ def user_by_username(user_model: type[Model], username: str) -> Any | None:
     """Return the user whose ``USERNAME_FIELD`` equals ``username``, as the default manager's
     ``get_or_create()`` would find it (on the database it writes to).
 
-    None when there is no such row, more than one, or the model's default manager is not the
-    stock one: the caller then asks the ORM, which creates the user or raises as it would.
+    None when there is no such row, more than one, the model's default manager is not the
+    stock one, or the field's ``exact`` lookup is the site's own: the caller then asks the
+    ORM, which finds or creates the user, or raises, as it would have anyway.
     """
     if not _default_manager_is_stock(user_model):
         return None
-    table = _Table(user_model)
     field_name = str(cast(Any, user_model).USERNAME_FIELD)
+    if user_model._meta.get_field(field_name).get_lookup("exact") is not Exact:
+        return None  # the site made "equals" mean something else (case-insensitive, say)
+    table = _Table(user_model)
     key = (table.alias, user_model._meta.label, "by username")
     if key not in _text_cache:
         limit = table.connection.ops.limit_offset_sql(0, 2)  # enough to tell one from many
@@ -280,6 +288,15 @@ def claim_verify_lease(
     return table.execute(sql, params) == 1
 
 
+def returns_rows_from_update(connection: BaseDatabaseWrapper) -> bool:
+    """Tell whether ``connection`` runs ``UPDATE ... RETURNING``: PostgreSQL, and SQLite from
+    3.35 (which brought RETURNING to INSERT and UPDATE at once). MariaDB returns rows from an
+    INSERT only; Oracle's RETURNING is another syntax."""
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_columns_from_insert
+    )
+
+
 def claim_own_verify_lease(
     enrollment_id: Any,
     user: Any,
@@ -299,10 +316,7 @@ def claim_own_verify_lease(
     which, and claims it the usual way.
     """
     table = _Table(Enrollment)
-    features = table.connection.features
-    if table.connection.vendor not in ("postgresql", "sqlite"):
-        return None
-    if not features.can_return_columns_from_insert:  # SQLite < 3.35 has no RETURNING at all
+    if not returns_rows_from_update(table.connection):
         return None
     lease_column = table.column("verify_lease_until")
     sql = (
@@ -318,7 +332,7 @@ def claim_own_verify_lease(
         table.param("verify_lease_until", lease),
         table.param("id", enrollment_id),
         table.param("user", user.pk),
-        flow,
+        str(flow),
         EnrollmentStatus.PENDING.value,
         now_param,
         max_attempts,

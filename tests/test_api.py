@@ -179,6 +179,27 @@ def test_someone_elses_enrollment_is_indistinguishable_from_an_unknown_one(
     assert (bob_row.status, bob_row.attempts) == ("pending", 0)
 
 
+@pytest.mark.django_db
+def test_verify_checks_the_body_before_the_id_so_a_bad_body_tells_nothing_about_it(
+    alice_api: APIClient, bob_api: APIClient
+) -> None:
+    """The body is validated before the enrollment is looked up: a bad body gets the same
+    400 whether the id is the caller's, someone else's or nobody's."""
+    own, bobs, unknown = start(alice_api)["id"], start(bob_api)["id"], str(uuid.uuid4())
+    with count_cognito_calls() as counter:
+        answers = [
+            alice_api.post(f"{BASE}enrollments/{enrollment_id}/verify/", body, format="json")
+            for enrollment_id in (own, bobs, unknown)
+            for body in ({"user_code": "12ab56"}, {})
+        ]
+    assert {answer.status_code for answer in answers} == {400}
+    assert len({answer.content for answer in answers[0::2]}) == 1
+    assert len({answer.content for answer in answers[1::2]}) == 1
+    assert counter.calls == []
+    rows = Enrollment.objects.filter(pk__in=[own, bobs])
+    assert {(row.attempts, row.verify_lease_until) for row in rows} == {(0, None)}
+
+
 # --- list, detail, cancel, status, preference ---------------------------------------------------
 
 

@@ -19,9 +19,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import UserManager
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import CharField, QuerySet
+from django.db.models.lookups import Exact, IExact
 from django.db.models.signals import post_save, pre_save
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, register_lookup
 from django.utils import timezone
 
 from cognito_mfa import statements
@@ -177,6 +178,14 @@ def test_own_lease_claim_changes_nothing_it_may_not_claim(user: Any, fields: Any
     assert _field_values(Enrollment.objects.get(pk=enrollment.pk)) == before
 
 
+def test_own_lease_claim_takes_over_a_lease_that_ran_out(user: Any) -> None:
+    now = timezone.now()
+    enrollment = _pending(user, verify_lease_until=now - timedelta(seconds=1))
+    claimed = _claim_own(enrollment.pk, user, now)
+    assert claimed is not None
+    assert claimed.verify_lease_until == now + timedelta(seconds=9)
+
+
 def test_own_lease_claim_is_none_for_someone_elses_or_unknown_id(user: Any) -> None:
     stranger = get_user_model().objects.create(username="stranger")
     enrollment = _pending(user)
@@ -189,10 +198,13 @@ def test_own_lease_claim_declines_a_backend_without_update_returning(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     enrollment = _pending(user)
-    monkeypatch.setattr(connection, "vendor", "mysql")
+    assert statements.returns_rows_from_update(connection)  # both backends tested here
+    monkeypatch.setattr(connection, "vendor", "mysql")  # MariaDB: RETURNING on INSERT only
+    assert not statements.returns_rows_from_update(connection)
     assert _claim_own(enrollment.pk, user) is None
     monkeypatch.undo()
     monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    assert not statements.returns_rows_from_update(connection)  # SQLite before 3.35
     assert _claim_own(enrollment.pk, user) is None
     assert Enrollment.objects.get(pk=enrollment.pk).verify_lease_until is None
 
@@ -452,8 +464,13 @@ def _as_default_manager(manager: Any) -> Any:
 
 @pytest.mark.parametrize(
     "manager",
-    [_HidesInactive(), UserManager.from_queryset(_OwnQuerySet)(), _OwnGetOrCreate()],
-    ids=["own get_queryset", "own QuerySet", "own get_or_create"],
+    [
+        _HidesInactive(),
+        UserManager.from_queryset(_OwnQuerySet)(),
+        _OwnGetOrCreate(),
+        UserManager().db_manager("default"),
+    ],
+    ids=["own get_queryset", "own QuerySet", "own get_or_create", "bound to a database"],
 )
 def test_user_by_username_leaves_a_host_managers_lookup_to_the_orm(user: Any, manager: Any) -> None:
     with _as_default_manager(manager):
@@ -464,6 +481,17 @@ def test_user_by_username_leaves_multi_table_inheritance_to_the_orm(user: Any) -
     user_model = get_user_model()
     with patch.object(user_model._meta, "parents", {object: None}):
         assert statements.user_by_username(user_model, "statements-user") is None
+
+
+class _CaseInsensitiveExact(Exact):
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        return IExact(self.lhs, self.rhs).as_sql(compiler, connection)
+
+
+def test_user_by_username_leaves_a_sites_own_exact_lookup_to_the_orm(user: Any) -> None:
+    with register_lookup(CharField, _CaseInsensitiveExact, lookup_name="exact"):
+        assert statements.user_by_username(get_user_model(), "statements-user") is None
+    assert statements.user_by_username(get_user_model(), "statements-user") is not None
 
 
 def test_a_stock_manager_subclass_keeps_the_short_lookup(user: Any) -> None:
