@@ -263,28 +263,44 @@ def failure_record(cognito_username: str) -> tuple[int, datetime | None] | None:
     return int(row[0]), table.from_db("blocked_until", row[1])
 
 
-def claim_verify_lease(
-    enrollment_id: Any, *, lease: datetime, timestamp: datetime, max_attempts: int
-) -> bool:
-    """Compare-and-set the verify lease of a pending, unexpired, unlocked enrollment whose
-    lease is free or run out. Return whether this caller got it."""
-    table = _Table(Enrollment)
+def _lease_claim(
+    table: _Table, *, match: dict[str, Any], lease: datetime, timestamp: datetime, max_attempts: int
+) -> tuple[str, list[Any]]:
+    """The UPDATE that sets the verify lease of the rows matching ``match`` (field name ->
+    parameter) that are pending, unexpired and unlocked, and whose lease is free or run out."""
     lease_column = table.column("verify_lease_until")
+    matched = "".join(f"{table.column(name)} = %s AND " for name in match)
     sql = (
         f"UPDATE {table.name} SET {lease_column} = %s "
-        f"WHERE {table.column('id')} = %s AND {table.column('status')} = %s "
+        f"WHERE {matched}{table.column('status')} = %s "
         f"AND {table.column('expires_at')} > %s AND {table.column('attempts')} < %s "
         f"AND ({lease_column} IS NULL OR {lease_column} < %s)"
     )
     now_param = table.param("expires_at", timestamp)
     params = [
         table.param("verify_lease_until", lease),
-        table.param("id", enrollment_id),
+        *match.values(),
         EnrollmentStatus.PENDING.value,
         now_param,
         max_attempts,
         now_param,
     ]
+    return sql, params
+
+
+def claim_verify_lease(
+    enrollment_id: Any, *, lease: datetime, timestamp: datetime, max_attempts: int
+) -> bool:
+    """Compare-and-set the verify lease of a pending, unexpired, unlocked enrollment whose
+    lease is free or run out. Return whether this caller got it."""
+    table = _Table(Enrollment)
+    sql, params = _lease_claim(
+        table,
+        match={"id": table.param("id", enrollment_id)},
+        lease=lease,
+        timestamp=timestamp,
+        max_attempts=max_attempts,
+    )
     return table.execute(sql, params) == 1
 
 
@@ -318,27 +334,18 @@ def claim_own_verify_lease(
     table = _Table(Enrollment)
     if not returns_rows_from_update(table.connection):
         return None
-    lease_column = table.column("verify_lease_until")
-    sql = (
-        f"UPDATE {table.name} SET {lease_column} = %s "
-        f"WHERE {table.column('id')} = %s AND {table.column('user')} = %s "
-        f"AND {table.column('flow')} = %s AND {table.column('status')} = %s "
-        f"AND {table.column('expires_at')} > %s AND {table.column('attempts')} < %s "
-        f"AND ({lease_column} IS NULL OR {lease_column} < %s) "
-        f"RETURNING {table.columns()}"
+    sql, params = _lease_claim(
+        table,
+        match={
+            "id": table.param("id", enrollment_id),
+            "user": table.param("user", user.pk),
+            "flow": str(flow),
+        },
+        lease=lease,
+        timestamp=timestamp,
+        max_attempts=max_attempts,
     )
-    now_param = table.param("expires_at", timestamp)
-    params = [
-        table.param("verify_lease_until", lease),
-        table.param("id", enrollment_id),
-        table.param("user", user.pk),
-        str(flow),
-        EnrollmentStatus.PENDING.value,
-        now_param,
-        max_attempts,
-        now_param,
-    ]
-    return next(iter(table.instances(sql, params)), None)
+    return next(iter(table.instances(f"{sql} RETURNING {table.columns()}", params)), None)
 
 
 def mark_verified(
