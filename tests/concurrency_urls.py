@@ -9,16 +9,7 @@ from typing import Any
 
 from cognito_mfa import signals
 from example_project.urls import urlpatterns  # noqa: F401
-
-_SIGNALS = (
-    "enrollment_started",
-    "software_token_verified",
-    "verification_failed",
-    "enrollment_locked",
-    "enrollment_expired",
-    "enrollment_cancelled",
-    "mfa_preference_changed",
-)
+from tests.support import SIGNAL_NAMES
 
 
 def _record(name: str) -> Any:
@@ -44,6 +35,6 @@ def _record(name: str) -> Any:
     return receiver
 
 
-_receivers = [_record(name) for name in _SIGNALS]
-for _name, _receiver in zip(_SIGNALS, _receivers, strict=True):
+_receivers = [_record(name) for name in SIGNAL_NAMES]
+for _name, _receiver in zip(SIGNAL_NAMES, _receivers, strict=True):
     getattr(signals, _name).connect(_receiver, dispatch_uid=f"tests.record.{_name}")

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from cognito_mfa import signals
 from cognito_mfa.cognito import reset_client
 from cognito_mfa.tokens import jwks_cache, validated_tokens
-from tests.support import Pool, TestAdapter, create_pool, moto_server_client
+from tests.support import SIGNAL_NAMES, Pool, TestAdapter, create_pool, moto_server_client
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -127,17 +127,6 @@ class SignalLog:
 
     def named(self, name: str) -> list[dict[str, Any]]:
         return [kwargs for event, kwargs in self.events if event == name]
-
-
-SIGNAL_NAMES = [
-    "enrollment_started",
-    "software_token_verified",
-    "verification_failed",
-    "enrollment_locked",
-    "enrollment_expired",
-    "enrollment_cancelled",
-    "mfa_preference_changed",
-]
 
 
 @pytest.fixture

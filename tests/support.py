@@ -9,11 +9,18 @@ from typing import Any
 
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from django.dispatch import Signal
 
+from cognito_mfa import signals
 from cognito_mfa.adapter import DefaultAdapter
 
 MOTO_SECRET = "asdfasdfasdf"  # moto gives every user this TOTP secret
 PASSWORD = "Correct-Horse-9-battery"
+
+
+# Every signal the app sends, by name: the receivers that record them all (the in-process
+# signal log, the test servers' file) connect to each.
+SIGNAL_NAMES = tuple(name for name, value in vars(signals).items() if isinstance(value, Signal))
 
 
 class TestAdapter(DefaultAdapter):

@@ -25,8 +25,8 @@ from rest_framework.test import APIClient
 from cognito_mfa import signals
 from cognito_mfa.cognito import RedactingFilter
 from cognito_mfa.models import AuditEvent
-from tests.conftest import SIGNAL_NAMES, fresh_code
-from tests.support import MOTO_SECRET, Pool, wrong_code
+from tests.conftest import fresh_code
+from tests.support import MOTO_SECRET, SIGNAL_NAMES, Pool, wrong_code
 
 BASE = "/api/mfa/"
 
