@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,44 +12,19 @@ import requests
 
 from cognito_mfa.models import Enrollment
 from tests.admin_support import make_staff
-from tests.conftest import fresh_code, require_service
+from tests.conftest import fresh_code, launched_chromium
 from tests.support import Pool
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("COGNITO_MFA_TEST_CHROMIUM", "/usr/bin/chromium")
 # Refreshed with COGNITO_MFA_UPDATE_SCREENSHOTS=1.
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "admin-verify.png"
 
 
 @pytest.fixture
-def chromium(monkeypatch: pytest.MonkeyPatch) -> Any:
-    executable = shutil.which(CHROMIUM) or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
-    require_service("chromium", executable is not None, f"no executable at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as error:  # pragma: no cover - playwright is a test dependency
-        require_service("playwright", False, str(error))
-        raise
-    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
-    # test makes between browser steps are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+def chromium() -> Iterator[Any]:
+    with launched_chromium() as browser:
+        yield browser
 
 
 def test_help_desk_verifies_a_device_in_the_browser(

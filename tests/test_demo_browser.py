@@ -21,20 +21,11 @@ import pytest
 
 from cognito_mfa.models import Enrollment
 from example_project.demo import NEW_USER, READY_USER, SeededPool, pool_settings, seed_pool
-from tests.conftest import fresh_code, require_service
+from tests.conftest import fresh_code, launched_chromium, require_service
 from tests.support import moto_server_client, wrong_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("COGNITO_MFA_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 UPDATE_SCREENSHOTS = os.environ.get("COGNITO_MFA_UPDATE_SCREENSHOTS") == "1"
 TIMEOUT_MS = 15_000
@@ -42,31 +33,9 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require_service(
-        "chromium",
-        os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK),
-        f"no executable at {CHROMIUM} (set COGNITO_MFA_TEST_CHROMIUM)",
-    )
     require_service("zbarimg", shutil.which("zbarimg") is not None, "install zbar-tools")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - the test extra installs it
-        require_service("playwright", False, "pip install playwright")
-        raise
-    # Playwright's sync API keeps an event loop in this thread; Django's database calls in
-    # fixtures and teardown are still synchronous and safe here.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield launched
-            launched.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
