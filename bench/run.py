@@ -51,6 +51,10 @@ LOAD_STUB_SERVICE_MS = 20.0  # per Cognito call, as in the admin refresh: a remo
 # CPU-bound one shows every cycle the app spends, the slower one how the ratio moves when
 # Cognito's own time grows.
 LOADS = (("cognito_like", LOAD_STUB_SERVICE_MS), ("cpu_bound", 0.0), ("slower_cognito", 50.0))
+# The judged load again with fewer and more users in flight (3 rounds a side each): where the
+# app's extra CPU per request starts to show in the ratio, and whether it holds past 16.
+LOAD_SWEEP_USERS = (1, 4, 8, 32)
+LOAD_SWEEP_ROUNDS = 3
 # 16 threads: as many as users in flight, so requests wait on Cognito, not for a thread.
 GUNICORN = ["--workers", "2", "--threads", "8", "--worker-class", "gthread"]
 
@@ -268,8 +272,9 @@ def _get_json(host: str, port: int, path: str) -> Any:
 def throughput(database_url: str) -> dict[str, Any]:
     """gunicorn on PostgreSQL; alternate app and baseline rounds under the same load.
 
-    Two loads: Cognito answering in ``LOAD_STUB_SERVICE_MS`` (what a site sees; the target is
-    judged on it) and answering at once (CPU-bound: every cycle the app spends shows).
+    The ``LOADS`` (Cognito answering in ``LOAD_STUB_SERVICE_MS``, what a site sees and what the
+    target is judged on; at once; slower), then the judged load with ``LOAD_SWEEP_USERS``
+    users in flight instead of ``LOAD_CONCURRENCY``.
     """
     key = SigningKey()
     stub = _Process([sys.executable, "-m", "bench.stub"], _env(), stdin=True)
@@ -313,6 +318,22 @@ def throughput(database_url: str) -> dict[str, Any]:
         for label, service_ms in LOADS:
             _post_json(stub_url, "/_service_time", _stub_service_times(service_ms / 1000))
             loads[label] = _load_rounds(host, port, users, service_ms, probe)
+        _post_json(stub_url, "/_service_time", _stub_service_times(LOAD_STUB_SERVICE_MS / 1000))
+        sweep = [
+            {
+                "users": count,
+                **_load_rounds(
+                    host,
+                    port,
+                    users,
+                    LOAD_STUB_SERVICE_MS,
+                    probe,
+                    concurrency=count,
+                    rounds=LOAD_SWEEP_ROUNDS,
+                ),
+            }
+            for count in LOAD_SWEEP_USERS
+        ]
         reports: dict[int, Any] = {}
         for _ in range(40):  # new connections until both workers have answered
             report = _get_json(host, port, "/bench/process/")
@@ -332,6 +353,7 @@ def throughput(database_url: str) -> dict[str, Any]:
         "rounds_per_side": LOAD_ROUNDS,
         **loads,
         "ratio": loads["cognito_like"]["ratio"],
+        "by_users_in_flight": sweep,
         "workers": [
             {
                 "pid": pid,
@@ -345,11 +367,18 @@ def throughput(database_url: str) -> dict[str, Any]:
 
 
 def _load_rounds(
-    host: str, port: int, users: list[str], service_ms: float, probe: _CPUProbe
+    host: str,
+    port: int,
+    users: list[str],
+    service_ms: float,
+    probe: _CPUProbe,
+    *,
+    concurrency: int = LOAD_CONCURRENCY,
+    rounds: int = LOAD_ROUNDS,
 ) -> dict[str, Any]:
     before = _load()
-    rounds = []
-    for index in range(LOAD_ROUNDS):
+    done = []
+    for index in range(rounds):
         order = ("app", "baseline") if index % 2 == 0 else ("baseline", "app")
         for kind in order:
             result = run_round(
@@ -357,17 +386,17 @@ def _load_rounds(
                 port,
                 kind,
                 users,
-                concurrency=LOAD_CONCURRENCY,
+                concurrency=concurrency,
                 window_s=LOAD_WINDOW_S,
                 warmup_s=LOAD_WARMUP_S,
                 sample=probe.read,
             )
             cpu_before, cpu_after = result.pop("samples")
             cpu = probe.per_request_ms(cpu_before, cpu_after, result["requests"])
-            rounds.append({**result, "cpu_ms_per_request": cpu})
+            done.append({**result, "cpu_ms_per_request": cpu})
 
     def side(kind: str) -> dict[str, Any]:
-        mine = [item for item in rounds if item["kind"] == kind]
+        mine = [item for item in done if item["kind"] == kind]
         rates = [item["requests_per_s"] for item in mine]
         return {
             "requests_per_s_median": summary(rates)["p50"],
@@ -487,6 +516,9 @@ def build_results(sqlite: dict[str, Any], pg: dict[str, Any] | None, **rest: Any
         "throughput_ratio": tp.get("ratio"),
         "throughput_ratio_cpu_bound": tp.get("cpu_bound", {}).get("ratio"),
         "throughput_ratio_slower_cognito": tp.get("slower_cognito", {}).get("ratio"),
+        "throughput_ratio_by_users_in_flight": {
+            str(level["users"]): level["ratio"] for level in tp.get("by_users_in_flight", [])
+        },
         "queries": sqlite["queries"],
         "admin_refresh_speedup": refresh["speedup"],
         "admin_refresh_peak_in_flight": refresh["bounded"]["peak_in_flight"],
@@ -621,6 +653,22 @@ def print_table(results: dict[str, Any]) -> None:
                     + ", ".join(f"{name} {value}" for name, value in cpu.items())
                 )
             row("  ratio app/baseline", load["ratio"])
+        print(
+            f"cognito_like by users in flight ({LOAD_SWEEP_ROUNDS} rounds a side; "
+            f"{tp['concurrency']} is the judged load above)"
+        )
+        row("", "app req/s", "base req/s", "ratio", "app p99", "base p99", "app CPU/req")
+        for level in tp.get("by_users_in_flight", []):
+            app, base = level["app"], level["baseline"]
+            row(
+                f"  {level['users']} users",
+                app["requests_per_s_median"],
+                base["requests_per_s_median"],
+                level["ratio"],
+                app["latency_ms_p99_median"],
+                base["latency_ms_p99_median"],
+                round(sum(app["cpu_ms_per_request_median"].values()), 2),
+            )
         for worker in tp["workers"]:
             print(
                 f"  worker {worker['pid']}: RSS {worker['rss_mb']} MB, boto3 clients "
