@@ -1,5 +1,5 @@
 """The benchmark keeps working and its committed results carry the figures tracked run to run
-(``make bench`` itself takes a minute and PostgreSQL; the numbers are in ``bench/README.md``)."""
+(``make bench`` itself takes minutes and PostgreSQL; the numbers are in ``bench/README.md``)."""
 
 from __future__ import annotations
 
