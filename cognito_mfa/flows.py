@@ -406,19 +406,22 @@ def start_enrollment(
 def start_challenge_enrollment(
     context: Context, *, cognito_username: str, session: str, device_name: str = ""
 ) -> StartedEnrollment:
-    """Associate a software token during sign-in (``MFA_SETUP``), driven by the auth Session."""
+    """Associate a software token during sign-in (``MFA_SETUP``), driven by the auth Session.
+
+    The username is the caller's claim, so the row names no site user (and the QR label shows
+    only the name the caller typed) until Cognito's tokens prove it at the verify; the claimed
+    user's wrong-code budget is neither read nor spent here.
+    """
     client = get_client()
     adapter = get_adapter()
-    check_failure_budget(cognito_username)
     associated = client.associate_software_token(session=session)
     # Cognito hands back a new Session: that one continues the challenge.
     next_session = associated.session or session
     _require_mfa_setup_candidate(cognito_username)
     challenge_token = secrets.token_urlsafe(32)
-    user = adapter.get_user_for_cognito_username(cognito_username)
     enrollment = _create_pending(
         context,
-        user=user,
+        user=None,
         cognito_username=cognito_username,
         flow=EnrollmentFlow.CHALLENGE,
         credential=next_session,
@@ -431,7 +434,7 @@ def start_challenge_enrollment(
     uri = build_otpauth_uri(
         secret=associated.secret_code,
         issuer=adapter.get_totp_issuer(context.request),
-        account=adapter.get_totp_label(cognito_username, user),
+        account=adapter.get_totp_label(cognito_username, None),
     )
     return StartedEnrollment(
         enrollment=enrollment,
@@ -630,12 +633,15 @@ def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime
 
     Raise EnrollmentNotPending if the row ended (or our lease ran out) while Cognito answered:
     the wrong code still counts against the user, but the row is no longer ours to change.
+    A sign-in challenge's wrong code counts against its enrollment only: the username it names
+    is a claim, and a stranger's wrong codes must not back the named user off.
     """
     cap = app_settings.MAX_ATTEMPTS
     timestamp = now()
     with transaction.atomic():
         row = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
-        _count_failure(row.cognito_username)
+        if row.flow != EnrollmentFlow.CHALLENGE:
+            _count_failure(row.cognito_username)
         ours = row.status == EnrollmentStatus.PENDING and row.verify_lease_until == lease
         if ours:
             row.attempts += 1
@@ -738,8 +744,9 @@ def _verify_leased(
     # The budget is read under the lease: wrong codes are only counted by the lease holder, so
     # the read is exact and queued requests cannot overshoot the hard limit. A success resets
     # the counter; the write is skipped when there is none. Admin acts neither check nor skip.
+    is_challenge = enrollment.flow == EnrollmentFlow.CHALLENGE
     failures_on_record = True
-    if context.source != "admin":
+    if context.source != "admin" and not is_challenge:
         try:
             failures_on_record = check_failure_budget(enrollment.cognito_username)
         except exc.Throttled:
@@ -752,7 +759,6 @@ def _verify_leased(
         logger.error("cognito_mfa: enrollment credential cannot be decrypted with current keys")
         raise exc.CognitoConfigurationError() from None
     device_name = device_name or enrollment.friendly_device_name
-    is_challenge = enrollment.flow == EnrollmentFlow.CHALLENGE
     client = get_client()
     try:
         result = client.verify_software_token(
@@ -776,6 +782,8 @@ def _verify_leased(
     authentication_result: dict[str, Any] | None = None
     preferred = app_settings.SET_PREFERRED
     preference_owed = False
+    preference_set = False
+    proven_user: Any = None
     completion_outcome: str | None = None
     if is_challenge:
         session = result.session
@@ -800,19 +808,24 @@ def _verify_leased(
             expire_enrollment(enrollment, context, lease=lease)
             raise exc.NotFound()
         if fresh_token is not None:
+            # Proven: the row, its signals and audit rows now name the site's user (if any),
+            # and the user's consecutive wrong codes are forgotten as after any success.
+            proven_user = get_adapter().get_user_for_cognito_username(enrollment.cognito_username)
+            enrollment.user = proven_user
             preference_owed = not _turn_on_totp(
                 client, enrollment.cognito_username, fresh_token, preferred
             )
+            preference_set = not preference_owed
         else:
             # Without tokens the username is only the caller's claim: act on nobody's account
-            # by name. The SPA answers the challenge and turns TOTP on with its own new token
-            # (POST preference/); the claimed user's failure budget is left alone.
-            preference_owed = False
+            # by name and name nobody. The SPA answers the challenge and turns TOTP on with its
+            # own new token (POST preference/); the claimed user's failure budget is left alone.
             failures_on_record = False
     else:
         preference_owed = not _turn_on_totp(
             client, enrollment.cognito_username, credential, preferred
         )
+        preference_set = not preference_owed
 
     enrollment = _mark_verified(
         enrollment,
@@ -820,7 +833,9 @@ def _verify_leased(
         lease,
         device_name or "",
         preference_owed=preference_owed,
+        preference_set=preference_set,
         reset_failures=failures_on_record,
+        proven_user=proven_user,
     )
     if completion_outcome is not None:
         # Whether the server-side RespondToAuthChallenge handed out tokens (never the tokens).
@@ -880,8 +895,13 @@ def _mark_verified(
     device_name: str,
     *,
     preference_owed: bool,
+    preference_set: bool,
     reset_failures: bool = True,
+    proven_user: Any = None,
 ) -> Enrollment:
+    """Record the verify Cognito accepted. ``preference_set``: TOTP was turned on just now (and
+    is announced); ``proven_user``: the site user a sign-in challenge's tokens proved, written
+    to the row with the verify."""
     timestamp = now()
     verified_by: Any = context.actor if context.actor is not None else enrollment.user
     with transaction.atomic():
@@ -892,6 +912,7 @@ def _mark_verified(
             verified_by=verified_by,
             device_name=device_name,
             preference_pending=preference_owed,
+            user=proven_user,
         )
         if not changed:
             # Our lease ran out while Cognito answered and the row ended meanwhile. Cognito has
@@ -927,7 +948,7 @@ def _mark_verified(
                 actor=_actor(context, enrollment.user),
                 friendly_device_name=device_name,
             )
-            if not preference_owed:
+            if preference_set:
                 _announce_preference(
                     context, enrollment.user, enabled=True, preferred=app_settings.SET_PREFERRED
                 )

@@ -55,7 +55,10 @@ class Enrollment(models.Model):
         null=True,
         blank=True,
         related_name="cognito_mfa_enrollments",
-        help_text=_("Empty only for a sign-in challenge whose Cognito user has no site account."),
+        help_text=_(
+            "Empty for a sign-in challenge until Cognito's tokens prove its username, and when "
+            "that Cognito user has no site account."
+        ),
     )
     cognito_username = models.CharField(_("Cognito username"), max_length=128, db_index=True)
     flow = models.CharField(max_length=16, choices=EnrollmentFlow.choices)

@@ -356,12 +356,14 @@ def mark_verified(
     verified_by: Any,
     device_name: str,
     preference_pending: bool,
+    user: Any = None,
 ) -> bool:
     """Compare-and-set a pending enrollment whose lease is ``lease`` to verified (dropping its
-    credential). Return False, changing nothing, if the row ended or the lease is not ours."""
+    credential), and to ``user`` when one is given. Return False, changing nothing, if the row
+    ended or the lease is not ours."""
     table = _Table(Enrollment)
     stamp = table.param("verified_at", timestamp)
-    assignments = {
+    assignments: dict[str, Any] = {
         "status": EnrollmentStatus.VERIFIED.value,
         "verified_at": stamp,
         "verified_by": table.param("verified_by", getattr(verified_by, "pk", None)),
@@ -371,6 +373,8 @@ def mark_verified(
         "verify_lease_until": None,
         "preference_pending": table.param("preference_pending", preference_pending),
     }
+    if user is not None:
+        assignments["user"] = table.param("user", user.pk)
     setters = ", ".join(f"{table.column(name)} = %s" for name in assignments)
     sql = (
         f"UPDATE {table.name} SET {setters} WHERE {table.column('id')} = %s "

@@ -219,7 +219,8 @@ def test_wrong_code_then_cap_locks_and_wipes_the_session(
     row = Enrollment.objects.get(pk=started["id"])
     assert row.status == EnrollmentStatus.LOCKED
     assert row.encrypted_credential is None
-    assert FailureCounter.objects.get(cognito_username="gina").consecutive_failures == 2
+    # The enrollment's own cap locked it; "gina" is only a claim, so no per-user budget moved.
+    assert not FailureCounter.objects.filter(cognito_username="gina").exists()
 
 
 @pytest.mark.django_db
@@ -665,13 +666,16 @@ def test_without_a_django_user_events_name_nobody(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_a_django_user_events_name_the_user_and_lock_is_signalled(
+def test_a_claim_names_no_site_user_until_tokens_prove_it_and_lock_is_signalled(
     api: APIClient, on_pool: Pool, signal_log: SignalLog, settings: Any
 ) -> None:
     settings.COGNITO_MFA_MAX_ATTEMPTS = 1
     sam = get_user_model().objects.create(username="sam", email="sam@example.com")
     started = start(api, "sam", mfa_setup_session(on_pool, "sam")).json()
-    assert "sam%40example.com" in started["otpauth_uri"]  # the account's e-mail labels it
+    # The username is only a claim: the label shows what the caller typed, never the e-mail
+    # of the site account it names.
+    assert "Example%20Site:sam?" in started["otpauth_uri"]
+    assert "example.com" not in started["otpauth_uri"]
     response = api.post(
         verify_url(started["id"]),
         {"challenge_token": started["challenge_token"], "user_code": wrong_code()},
@@ -681,20 +685,60 @@ def test_with_a_django_user_events_name_the_user_and_lock_is_signalled(
     assert response.json()["attempts_remaining"] == 0
 
     row = Enrollment.objects.get(pk=started["id"])
-    assert (row.user, row.status, row.encrypted_credential) == (sam, "locked", None)
+    assert (row.user, row.status, row.encrypted_credential) == (None, "locked", None)
     (begun,) = signal_log.named("enrollment_started")
-    assert (begun["user"], begun["source"]) == (sam, "challenge")
+    assert (begun["user"], begun["source"]) == (None, "challenge")
     (failed,) = signal_log.named("verification_failed")
-    assert (failed["user"], failed["actor"], failed["source"]) == (sam, sam, "challenge")
+    assert (failed["user"], failed["actor"], failed["source"]) == (None, None, "challenge")
     (locked,) = signal_log.named("enrollment_locked")
-    assert (locked["user"], locked["source"], locked["enrollment"].pk) == (sam, "challenge", row.pk)
+    assert (locked["user"], locked["source"]) == (None, "challenge")
+    assert locked["enrollment"].pk == row.pk
     assert set(locked) == {"sender", "enrollment", "user", "request", "source"}
     assert signal_log.named("software_token_verified") == []
     assert audit_rows("sam") == [
-        ("started", "challenge", "ok", sam.pk, sam.pk, "127.0.0.1"),
-        ("verification_failed", "challenge", "invalid_code", sam.pk, sam.pk, "127.0.0.1"),
-        ("locked", "challenge", "enrollment_locked", sam.pk, sam.pk, "127.0.0.1"),
+        ("started", "challenge", "ok", None, None, "127.0.0.1"),
+        ("verification_failed", "challenge", "invalid_code", None, None, "127.0.0.1"),
+        ("locked", "challenge", "enrollment_locked", None, None, "127.0.0.1"),
     ]
+    # Nothing of it shows among the site user's own enrollments.
+    assert not sam.cognito_mfa_enrollments.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tokens_naming_the_claimed_user_attach_the_site_user_at_the_verify(
+    api: APIClient, on_pool: Pool, signal_log: SignalLog
+) -> None:
+    sam = get_user_model().objects.create(username="sam", email="sam@example.com")
+    FailureCounter.objects.create(cognito_username="sam", consecutive_failures=3)
+    started = start(api, "sam", mfa_setup_session(on_pool, "sam")).json()
+    ok = api.post(
+        verify_url(started["id"]),
+        {"challenge_token": started["challenge_token"], "user_code": fresh_code()},
+        "json",
+    )
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["authentication_result"] is not None
+
+    row = Enrollment.objects.get(pk=started["id"])
+    assert (row.user, row.verified_by, row.status) == (sam, sam, "verified")
+    (begun,) = signal_log.named("enrollment_started")
+    assert begun["user"] is None  # still a claim when it started
+    (verified,) = signal_log.named("software_token_verified")
+    assert (verified["user"], verified["actor"], verified["source"]) == (sam, sam, "challenge")
+    (preference,) = signal_log.named("mfa_preference_changed")
+    assert (preference["user"], preference["enabled"], preference["preferred"]) == (
+        sam,
+        True,
+        True,
+    )
+    assert audit_rows("sam") == [
+        ("started", "challenge", "ok", None, None, "127.0.0.1"),
+        ("verified", "challenge", "ok", sam.pk, sam.pk, "127.0.0.1"),
+        ("challenge_completed", "challenge", "ok", sam.pk, sam.pk, "127.0.0.1"),
+    ]
+    # A proven success forgets the user's consecutive wrong codes, as any success does.
+    assert not FailureCounter.objects.filter(cognito_username="sam").exists()
+    assert list(sam.cognito_mfa_enrollments.values_list("status", flat=True)) == ["verified"]
 
 
 # --- MFAS_CAN_SETUP ---------------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""The sign-in challenge's username is a claim: a stranger holding a live ``MFA_SETUP`` Session of
+their own may name anyone who has no MFA yet. Until Cognito's tokens prove the name, the claim
+must not touch the named user: not their wrong-code budget, not their list of enrollments, not
+the signals or audit rows that name them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, FailureCounter
+from tests.challenge_support import Spa, configure, stubbed_app_client
+from tests.conftest import SignalLog, fresh_code
+from tests.support import Pool, create_pool, wrong_code
+
+START_URL = "/api/mfa/challenge/enrollments/"
+
+
+def verify_url(enrollment_id: Any) -> str:
+    return f"{START_URL}{enrollment_id}/verify/"
+
+
+def start(api: APIClient, username: str, session: str, **extra: Any) -> Any:
+    return api.post(START_URL, {"username": username, "session": session, **extra}, format="json")
+
+
+def verify(api: APIClient, started: dict[str, Any], code: str) -> Any:
+    body = {"challenge_token": started["challenge_token"], "user_code": code}
+    return api.post(verify_url(started["id"]), body, format="json")
+
+
+@pytest.fixture
+def on_pool(moto_client: Any, settings: Any) -> Pool:
+    """A pool that requires MFA: a new user's first sign-in meets MFA_SETUP."""
+    created = create_pool(moto_client, mfa="ON")
+    configure(settings, created)
+    return created
+
+
+def mfa_setup_session(pool: Pool, username: str) -> str:
+    pool.create_user(username, email=f"{username}@example.com", permanent=False)
+    return Spa(pool).reach_mfa_setup(username)
+
+
+@pytest.mark.django_db
+def test_a_strangers_wrong_codes_do_not_back_the_named_user_off(
+    api: APIClient, on_pool: Pool
+) -> None:
+    olga_session = mfa_setup_session(on_pool, "olga")
+    pete_session = mfa_setup_session(on_pool, "pete")
+    # Past the budget (10 by default) over three enrollments: each locks at its own cap.
+    for _ in range(3):
+        claim = start(api, "olga", pete_session)
+        assert claim.status_code == 201, claim.content
+        for _ in range(5):
+            assert verify(api, claim.json(), wrong_code()).status_code in (400, 409)
+    assert not FailureCounter.objects.filter(cognito_username="olga").exists()
+    assert start(api, "olga", olga_session).status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_strangers_claim_is_not_among_the_named_users_enrollments(
+    api: APIClient, on_pool: Pool
+) -> None:
+    on_pool.create_user("alice", email="alice@example.com")  # signs in, no MFA yet
+    alice = APIClient()
+    alice.credentials(HTTP_AUTHORIZATION=f"Bearer {on_pool.access_token('alice')}")
+    own = alice.post("/api/mfa/enrollments/", {}, format="json").json()
+    claim = start(api, "alice", mfa_setup_session(on_pool, "pete"), friendly_device_name="Call us")
+    assert claim.status_code == 201
+    claim_id = claim.json()["id"]
+
+    assert [row["id"] for row in alice.get("/api/mfa/enrollments/").json()] == [own["id"]]
+    assert alice.get("/api/mfa/status/").json()["pending_enrollment"]["id"] == own["id"]
+    detail = alice.get(f"/api/mfa/enrollments/{claim_id}/")
+    cancel = alice.delete(f"/api/mfa/enrollments/{claim_id}/")
+    assert (detail.status_code, cancel.status_code) == (404, 404)
+    assert Enrollment.objects.get(pk=claim_id).status == EnrollmentStatus.PENDING
+    assert Enrollment.objects.get(pk=claim_id).user is None
+    # The audit trail records the claimed name, and no site user.
+    assert list(AuditEvent.objects.filter(enrollment_id=claim_id).values_list("user_id")) == [
+        (None,)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_server_side_completion_a_verified_claim_names_nobody(
+    api: APIClient, on_pool: Pool, settings: Any, signal_log: SignalLog
+) -> None:
+    settings.COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = False
+    olga = get_user_model().objects.create(username="olga")
+    on_pool.create_user("olga", permanent=False)
+    claim = start(api, "olga", mfa_setup_session(on_pool, "pete"), friendly_device_name="evil")
+    assert claim.status_code == 201
+    verified = verify(api, claim.json(), fresh_code())
+    assert verified.status_code == 200, verified.content
+    assert verified.json()["authentication_result"] is None
+
+    row = Enrollment.objects.get(pk=claim.json()["id"])
+    assert (row.status, row.user, row.verified_by) == ("verified", None, None)
+    assert [kw["user"] for kw in signal_log.named("enrollment_started")] == [None]
+    assert [kw["user"] for kw in signal_log.named("software_token_verified")] == [None]
+    # The app turned nothing on (the SPA does, with its own new token): nothing is announced.
+    assert signal_log.named("mfa_preference_changed") == []
+    assert not on_pool.mfa_state("pete").get("UserMFASettingList")
+    assert not olga.cognito_mfa_enrollments.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_server_side_completion_names_nobody(
+    api: APIClient, settings: Any, monkeypatch: pytest.MonkeyPatch, signal_log: SignalLog
+) -> None:
+    """Cognito refuses ``RespondToAuthChallenge`` when the USERNAME is not the Session's user:
+    the verified token is the stranger's, and no tokens prove the claimed name."""
+    settings.COGNITO_MFA_REGION = "us-east-1"
+    settings.COGNITO_MFA_USER_POOL_ID = "us-east-1_Stubbed1"
+    settings.COGNITO_MFA_APP_CLIENT_IDS = ["stubbedclientid1234567890"]
+    settings.COGNITO_MFA_APP_CLIENT_SECRET = None
+    mona = get_user_model().objects.create(username="mona")
+    session = "AYABstubbed-mfa-setup-session-" + "s" * 40
+    with stubbed_app_client(monkeypatch) as stubber:
+        stubber.add_response(
+            "associate_software_token",
+            {"SecretCode": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "Session": session + "2"},
+        )
+        stubber.add_response(
+            "admin_get_user", {"Username": "mona", "UserAttributes": [], "UserMFASettingList": []}
+        )
+        started = start(api, "mona", session).json()
+        stubber.add_response("verify_software_token", {"Status": "SUCCESS", "Session": session})
+        stubber.add_client_error(
+            "respond_to_auth_challenge",
+            service_error_code="NotAuthorizedException",
+            service_message="Invalid session for the user.",
+        )
+        response = verify(api, started, "654321")
+        stubber.assert_no_pending_responses()
+    assert response.status_code == 200, response.content
+    row = Enrollment.objects.get(pk=started["id"])
+    assert (row.status, row.user, row.verified_by) == ("verified", None, None)
+    assert [kw["user"] for kw in signal_log.named("software_token_verified")] == [None]
+    assert signal_log.named("mfa_preference_changed") == []
+    assert not mona.cognito_mfa_enrollments.exists()
+
+
+@pytest.mark.django_db
+def test_a_dead_session_tells_nothing_about_the_named_users_budget(
+    api: APIClient, on_pool: Pool
+) -> None:
+    on_pool.create_user("olga", permanent=False)
+    FailureCounter.objects.create(
+        cognito_username="olga",
+        consecutive_failures=11,
+        blocked_until=timezone.now() + timedelta(minutes=5),
+    )
+    junk = "AYAB-not-a-session-" + "j" * 30
+    backing_off, unknown = start(api, "olga", junk), start(api, "nobody-at-all", junk)
+    assert backing_off.status_code == unknown.status_code == 401
+    assert backing_off.json() == unknown.json()
