@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
@@ -34,7 +36,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="cognito_mfa.E002",
             )
         )
-    if not app_settings.APP_CLIENT_IDS:
+    try:
+        client_ids = app_settings.APP_CLIENT_IDS
+    except TypeError:
+        errors.append(
+            Error(
+                "COGNITO_MFA_APP_CLIENT_IDS is neither a list nor a comma-separated string.",
+                hint=_hint("APP_CLIENT_IDS", '["1h57kf5cpq17m0eml12EXAMPLE"]'),
+                id="cognito_mfa.E003",
+            )
+        )
+        client_ids = ["unusable"]  # reported; skip the emptiness check
+    if not client_ids:
         errors.append(
             Error(
                 "COGNITO_MFA_APP_CLIENT_IDS is empty.",
@@ -42,8 +55,22 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="cognito_mfa.E003",
             )
         )
-    keys = app_settings.ENCRYPTION_KEYS
-    if not keys:
+    keys: list[str] | None
+    try:
+        keys = app_settings.ENCRYPTION_KEYS
+    except TypeError:
+        keys = None
+        errors.append(
+            Error(
+                "COGNITO_MFA_ENCRYPTION_KEYS is neither a list of Fernet keys nor a "
+                "comma-separated string.",
+                hint="List the keys newest first, e.g. [os.environ['MFA_KEY']].",
+                id="cognito_mfa.E005",
+            )
+        )
+    if keys is None:
+        pass  # the shape is wrong: reported above, nothing to decode
+    elif not keys:
         errors.append(
             Error(
                 "COGNITO_MFA_ENCRYPTION_KEYS is empty: stored credentials cannot be encrypted.",
@@ -67,39 +94,162 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     )
                 )
     errors.extend(_check_numbers())
+    errors.extend(check_throttle_rates())
+    errors.extend(check_throttle_cache())
     try:
         import_string(app_settings.ADAPTER)
-    except ImportError:
+    except (ImportError, AttributeError, TypeError, ValueError):
         errors.append(
             Error(
-                f"COGNITO_MFA_ADAPTER {app_settings.ADAPTER!r} cannot be imported.",
+                f"COGNITO_MFA_ADAPTER {_short_repr(app_settings.ADAPTER)} cannot be imported.",
+                hint=_hint("ADAPTER", '"cognito_mfa.adapter.DefaultAdapter"'),
                 id="cognito_mfa.E007",
             )
         )
     return errors
 
 
+# setting: (kind, least allowed value, example for the hint). ``kind`` is how conf.py reads
+# it: "duration" (a timedelta or a number of seconds), "int" or "float". A minimum of 1 (or
+# "positive") where zero makes no sense, 0 where zero has a meaning (no leeway, no floor
+# between key fetches, back-off from the first wrong code).
+_NUMBERS: dict[str, tuple[str, str, str]] = {
+    "ENROLLMENT_TTL": ("duration", "positive", "timedelta(minutes=10)"),
+    "CHALLENGE_SESSION_TTL": ("duration", "positive", "timedelta(minutes=3)"),
+    "REAUTH_MAX_AGE": ("duration", "positive", "timedelta(minutes=15)"),
+    "RETENTION": ("duration", "positive", "timedelta(days=90)"),
+    "FAILURE_BACKOFF_BASE": ("duration", "positive", "timedelta(seconds=30)"),
+    "JWKS_CACHE_TTL": ("duration", "positive", "timedelta(hours=6)"),
+    "JWKS_MIN_REFETCH_INTERVAL": ("duration", "non-negative", "timedelta(seconds=5)"),
+    "JWT_LEEWAY": ("duration", "non-negative", "timedelta(seconds=0)"),
+    "MAX_ATTEMPTS": ("int", "positive", "5"),
+    "FAILURE_BUDGET": ("int", "non-negative", "10"),
+    "FAILURE_HARD_LIMIT": ("int", "positive", "100"),
+    "MAX_RETRY_ATTEMPTS": ("int", "positive", "3"),
+    "ADMIN_REFRESH_CONCURRENCY": ("int", "positive", "8"),
+    "UNAVAILABLE_RETRY_AFTER": ("int", "positive", "5"),
+    "CONNECT_TIMEOUT": ("float", "positive", "2.0"),
+    "READ_TIMEOUT": ("float", "positive", "5.0"),
+}
+
+_RANGE_WORDS = {
+    ("duration", "positive"): "longer than 0 seconds",
+    ("duration", "non-negative"): "0 seconds or longer",
+    ("int", "positive"): "at least 1",
+    ("int", "non-negative"): "at least 0",
+    ("float", "positive"): "more than 0 seconds",
+}
+
+_KIND_WORDS = {
+    "duration": "a timedelta or a number of seconds",
+    "int": "a whole number",
+    "float": "a number of seconds",
+}
+
+
 def _check_numbers() -> list[CheckMessage]:
-    problems: list[CheckMessage] = []
+    """Report number and duration settings that conf.py cannot read or that are out of range."""
+    return [problem for name in _NUMBERS for problem in check_number(name)]
+
+
+def check_number(name: str) -> list[CheckMessage]:
+    """Check one number or duration setting of ``_NUMBERS``, e.g. ``check_number("RETENTION")``.
+
+    Management commands that cannot rely on the start-up checks (``call_command`` skips them)
+    use it to refuse a bad value before acting on it.
+    """
+    kind, minimum, example = _NUMBERS[name]
+    setting = f"COGNITO_MFA_{name}"
+    hint = f"Use {_KIND_WORDS[kind]}, e.g. {example} (the default)."
     try:
-        positive = {
-            "ENROLLMENT_TTL": timedelta(0) < app_settings.ENROLLMENT_TTL,
-            "CHALLENGE_SESSION_TTL": timedelta(0) < app_settings.CHALLENGE_SESSION_TTL,
-            "REAUTH_MAX_AGE": timedelta(0) < app_settings.REAUTH_MAX_AGE,
-            "MAX_ATTEMPTS": app_settings.MAX_ATTEMPTS > 0,
-            "CONNECT_TIMEOUT": app_settings.CONNECT_TIMEOUT > 0,
-            "READ_TIMEOUT": app_settings.READ_TIMEOUT > 0,
-            "MAX_RETRY_ATTEMPTS": app_settings.MAX_RETRY_ATTEMPTS > 0,
-            "ADMIN_REFRESH_CONCURRENCY": app_settings.ADMIN_REFRESH_CONCURRENCY > 0,
-        }
-    except (TypeError, ValueError) as error:
+        # Read through conf.py, so exactly what the app accepts at runtime passes.
+        value = getattr(app_settings, name)
+    except (TypeError, ValueError, OverflowError) as error:
+        raw = _short_repr(getattr(settings, setting, None))
+        what = "out of range" if isinstance(error, OverflowError) else f"not {_KIND_WORDS[kind]}"
+        return [Error(f"{setting} is {what}: got {raw}.", hint=hint, id="cognito_mfa.E006")]
+    if isinstance(value, timedelta):
+        number, shown = value.total_seconds(), f"{value.total_seconds():g} seconds"
+    else:
+        number, shown = value, _short_repr(value)
+    # NaN fails both comparisons: float("nan") is a float conf.py would hand on.
+    if number > 0 if minimum == "positive" else number >= 0:
+        return []
+    return [
+        Error(
+            f"{setting} must be {_RANGE_WORDS[kind, minimum]}: got {shown}.",
+            hint=hint,
+            id="cognito_mfa.E006",
+        )
+    ]
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_throttle_rates() -> list[CheckMessage]:
+    """Parse ``COGNITO_MFA_THROTTLE_RATES`` the way the throttles do on each request."""
+    from .throttling import DEFAULT_RATES, ChallengeThrottle, StartThrottle, VerifyThrottle
+
+    configured = getattr(settings, "COGNITO_MFA_THROTTLE_RATES", {})
+    known = ", ".join(repr(scope) for scope in DEFAULT_RATES)
+    example = 'e.g. {"start": "20/hour", "verify": "60/hour", "challenge": None}'
+    if not isinstance(configured, Mapping):
         return [
-            Error(f"A COGNITO_MFA_* number setting is not a number: {error}", id="cognito_mfa.E006")
+            Error(
+                "COGNITO_MFA_THROTTLE_RATES must be a dict of scope to rate: got "
+                f"{type(configured).__name__}.",
+                hint=f"Map the scopes {known} to a rate or None, {example}.",
+                id="cognito_mfa.E009",
+            )
         ]
-    for name, ok in positive.items():
-        if not ok:
-            problems.append(Error(f"COGNITO_MFA_{name} must be positive.", id="cognito_mfa.E006"))
+    problems: list[CheckMessage] = []
+    for scope in configured:
+        if scope not in DEFAULT_RATES:
+            problems.append(
+                Error(
+                    f"COGNITO_MFA_THROTTLE_RATES has an unknown scope {_short_repr(scope)}.",
+                    hint=f"The scopes are {known}.",
+                    id="cognito_mfa.E009",
+                )
+            )
+    for throttle_class in (StartThrottle, VerifyThrottle, ChallengeThrottle):
+        scope = throttle_class.scope
+        try:
+            # What each request does: DRF's parse_rate on the merged rates.
+            num_requests = throttle_class().num_requests
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+            num_requests = 0
+        if num_requests is not None and num_requests < 1:
+            problems.append(
+                Error(
+                    f"COGNITO_MFA_THROTTLE_RATES[{scope!r}] is not a usable rate: got "
+                    f"{_short_repr(configured.get(scope))}.",
+                    hint="A rate is '<requests>/<period>' with at least 1 request and a period "
+                    "of s, m, h or d (second, minute, hour, day), e.g. '20/hour'; None turns "
+                    "the scope's throttle off.",
+                    id="cognito_mfa.E009",
+                )
+            )
     return problems
+
+
+def check_throttle_cache() -> list[CheckMessage]:
+    """Report a ``COGNITO_MFA_THROTTLE_CACHE`` that names no cache in ``CACHES``."""
+    alias = getattr(settings, "COGNITO_MFA_THROTTLE_CACHE", "default")
+    if isinstance(alias, str) and alias in settings.CACHES:
+        return []
+    return [
+        Error(
+            f"COGNITO_MFA_THROTTLE_CACHE {_short_repr(alias)} is not an alias in CACHES.",
+            hint="Name a cache configured in CACHES (now: "
+            + ", ".join(repr(name) for name in settings.CACHES)
+            + "), or add one under this alias; share it between processes, e.g. Redis.",
+            id="cognito_mfa.E010",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)

@@ -124,3 +124,271 @@ def test_many_problems_are_reported_together(settings: Any) -> None:
         "cognito_mfa.E003",
         "cognito_mfa.E004",
     ]
+
+
+# --- E006: every number and duration setting ---------------------------------------------------
+
+# (setting, values conf.py cannot read or that are out of range)
+BAD_NUMBERS = [
+    ("ENROLLMENT_TTL", [0, -1, "ten minutes", None]),
+    ("CHALLENGE_SESSION_TTL", [timedelta(0), "3m"]),
+    ("REAUTH_MAX_AGE", [timedelta(seconds=-1), [900]]),
+    ("RETENTION", [timedelta(0), -86400, "90 days", None, float("nan"), 1e300]),
+    ("FAILURE_BACKOFF_BASE", [timedelta(0), -30, "30s"]),
+    ("JWKS_CACHE_TTL", [0, timedelta(hours=-6), "six hours", float("inf")]),
+    ("JWKS_MIN_REFETCH_INTERVAL", [-5, timedelta(seconds=-1), "5s"]),
+    ("JWT_LEEWAY", [-1, timedelta(seconds=-30), "a little"]),
+    ("MAX_ATTEMPTS", [0, -3, "five", None]),
+    ("FAILURE_BUDGET", [-1, "ten", None]),
+    ("FAILURE_HARD_LIMIT", [0, -100, "100 codes", 0.5]),
+    ("MAX_RETRY_ATTEMPTS", [0, "three"]),
+    ("ADMIN_REFRESH_CONCURRENCY", [0, -8, "eight"]),
+    ("UNAVAILABLE_RETRY_AFTER", [0, -5, "soon", None, 0.9]),
+    ("CONNECT_TIMEOUT", [0, -2.0, "fast", float("nan")]),
+    ("READ_TIMEOUT", [0.0, -1, "slow"]),
+]
+
+# (setting, values that work at runtime): zero only where it has a meaning.
+GOOD_NUMBERS = [
+    ("ENROLLMENT_TTL", [timedelta(minutes=10), 600, 0.5, "600"]),
+    ("CHALLENGE_SESSION_TTL", [timedelta(minutes=3), 180]),
+    ("REAUTH_MAX_AGE", [timedelta(minutes=15), "900"]),
+    ("RETENTION", [timedelta(days=90), 86400 * 365, "7776000"]),
+    ("FAILURE_BACKOFF_BASE", [timedelta(seconds=30), 1, 0.25]),
+    ("JWKS_CACHE_TTL", [timedelta(hours=6), 60]),
+    ("JWKS_MIN_REFETCH_INTERVAL", [timedelta(0), 0, 5, timedelta(seconds=30)]),
+    ("JWT_LEEWAY", [timedelta(0), 0, 30, "30"]),
+    ("MAX_ATTEMPTS", [1, 5, "5"]),
+    ("FAILURE_BUDGET", [0, 10, "10", 1_000_000]),
+    ("FAILURE_HARD_LIMIT", [1, 100, "100"]),
+    ("MAX_RETRY_ATTEMPTS", [1, 3]),
+    ("ADMIN_REFRESH_CONCURRENCY", [1, 8]),
+    ("UNAVAILABLE_RETRY_AFTER", [1, 5, "5"]),
+    ("CONNECT_TIMEOUT", [0.1, 2, "2.5"]),
+    ("READ_TIMEOUT", [5.0, "5"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(name, value) for name, values in BAD_NUMBERS for value in values]
+)
+def test_e006_each_bad_number_is_named(settings: Any, name: str, value: Any) -> None:
+    setattr(settings, f"COGNITO_MFA_{name}", value)
+    messages = run_checks()
+    assert ids(messages) == ["cognito_mfa.E006"]
+    assert f"COGNITO_MFA_{name} " in messages[0].msg
+    assert "got " in messages[0].msg
+    assert "the default" in (messages[0].hint or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(name, value) for name, values in GOOD_NUMBERS for value in values]
+)
+def test_good_numbers_pass(settings: Any, name: str, value: Any) -> None:
+    setattr(settings, f"COGNITO_MFA_{name}", value)
+    assert ids(run_checks()) == []
+
+
+def test_every_number_setting_of_conf_is_checked() -> None:
+    from cognito_mfa import checks
+    from cognito_mfa.conf import AppSettings
+
+    numeric = {
+        name
+        for name, member in vars(AppSettings).items()
+        if isinstance(member, property)
+        and member.fget is not None
+        and member.fget.__annotations__.get("return") in ("timedelta", "int", "float")
+    }
+    assert numeric == set(checks._NUMBERS)
+    assert {name for name, _ in BAD_NUMBERS} == numeric
+    assert {name for name, _ in GOOD_NUMBERS} == numeric
+
+
+def test_e006_the_defaults_pass(settings: Any) -> None:
+    for name, _ in BAD_NUMBERS:
+        if hasattr(settings, f"COGNITO_MFA_{name}"):
+            delattr(settings, f"COGNITO_MFA_{name}")
+    assert ids(run_checks()) == []
+
+
+def test_e006_every_bad_number_is_reported_at_once(settings: Any) -> None:
+    for name, values in BAD_NUMBERS:
+        setattr(settings, f"COGNITO_MFA_{name}", values[0])
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E006"] * len(BAD_NUMBERS)
+    assert {message.msg.split()[0] for message in messages} == {
+        f"COGNITO_MFA_{name}" for name, _ in BAD_NUMBERS
+    }
+
+
+# --- E009: throttle rates, parsed the way DRF parses them on each request ---------------------
+
+BAD_RATES = ["lots", "", "5", "5/", "5/x", "/hour", "5.5/hour", "5 per hour", "5/ hour", "1/2/h"]
+BAD_RATE_OBJECTS = [5, 5.0, ["5", "hour"], {"num": 5}, b"5/hour"]
+GOOD_RATES = [None, "1/s", "20/hour", "60/min", "100/day", "3/m", " 7/h"]
+
+
+@pytest.mark.parametrize("rate", BAD_RATES + BAD_RATE_OBJECTS)
+@pytest.mark.parametrize("scope", ["start", "verify", "challenge"])
+def test_e009_a_rate_drf_cannot_parse(settings: Any, scope: str, rate: Any) -> None:
+    settings.COGNITO_MFA_THROTTLE_RATES = {scope: rate}
+    messages = run_checks()
+    assert ids(messages) == ["cognito_mfa.E009"]
+    assert f"COGNITO_MFA_THROTTLE_RATES[{scope!r}]" in messages[0].msg
+    assert "None turns" in (messages[0].hint or "")
+
+
+@pytest.mark.parametrize("rate", BAD_RATES + BAD_RATE_OBJECTS)
+def test_the_rates_e009_rejects_break_the_throttle_at_runtime(settings: Any, rate: Any) -> None:
+    """The check parses like the throttle: what it rejects is what would answer 500."""
+    from cognito_mfa.throttling import StartThrottle
+
+    settings.COGNITO_MFA_THROTTLE_RATES = {"start": rate}
+    with pytest.raises((ValueError, TypeError, KeyError, IndexError, AttributeError)):
+        StartThrottle()
+
+
+@pytest.mark.parametrize("rate", ["0/hour", "-1/min", "-20/h"])
+def test_e009_a_rate_that_lets_no_request_through(settings: Any, rate: str) -> None:
+    # DRF accepts it, but it answers 429 to every request: None is how a scope is turned off.
+    settings.COGNITO_MFA_THROTTLE_RATES = {"verify": rate}
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E009"]
+    assert "'verify'" in messages[0].msg
+
+
+@pytest.mark.parametrize("rate", GOOD_RATES)
+def test_good_rates_pass_and_parse(settings: Any, rate: Any) -> None:
+    from cognito_mfa.throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
+
+    settings.COGNITO_MFA_THROTTLE_RATES = {"start": rate, "verify": rate, "challenge": rate}
+    assert ids(run_checks()) == []
+    for throttle_class in (StartThrottle, VerifyThrottle, ChallengeThrottle):
+        throttle_class()
+
+
+@pytest.mark.parametrize(
+    "rates", [{}, {"challenge": "2/min"}, {"start": None, "verify": None, "challenge": None}]
+)
+def test_partial_or_empty_rates_fall_back_to_the_defaults(settings: Any, rates: Any) -> None:
+    settings.COGNITO_MFA_THROTTLE_RATES = rates
+    assert ids(run_checks()) == []
+
+
+def test_the_default_rates_pass(settings: Any) -> None:
+    del settings.COGNITO_MFA_THROTTLE_RATES
+    assert ids(run_checks()) == []
+
+
+@pytest.mark.parametrize("scope", ["enroll", "Start", "verification", 1, None])
+def test_e009_unknown_scope(settings: Any, scope: Any) -> None:
+    settings.COGNITO_MFA_THROTTLE_RATES = {scope: "5/hour"}
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E009"]
+    assert "unknown scope" in messages[0].msg
+    assert repr(scope) in messages[0].msg
+    assert "'start', 'verify', 'challenge'" in (messages[0].hint or "")
+
+
+@pytest.mark.parametrize("rates", [None, "20/hour", [("start", "20/hour")], 20])
+def test_e009_rates_not_a_dict(settings: Any, rates: Any) -> None:
+    settings.COGNITO_MFA_THROTTLE_RATES = rates
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E009"]
+    assert "must be a dict" in messages[0].msg
+
+
+def test_e009_each_bad_scope_is_reported(settings: Any) -> None:
+    settings.COGNITO_MFA_THROTTLE_RATES = {
+        "start": "lots",
+        "verify": None,
+        "challenge": "0/min",
+        "enrol": "1/s",
+    }
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E009"] * 3
+    text = " ".join(message.msg for message in messages)
+    for named in ("'start'", "'challenge'", "'enrol'"):
+        assert named in text
+    assert "'verify'" not in text
+
+
+@pytest.mark.django_db
+def test_the_rate_that_answered_500_is_now_caught_at_check_time(
+    settings: Any, alice_api: Any
+) -> None:
+    settings.COGNITO_MFA_THROTTLE_RATES = {"start": "lots"}
+    assert ids(run_checks()) == ["cognito_mfa.E009"]
+    # What the check prevents: the enrollment endpoint cannot even build its throttle.
+    with pytest.raises(ValueError):
+        alice_api.post("/api/mfa/enrollments/", {}, format="json")
+
+
+# --- E010: the throttle cache ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["throttles", "", None, 0, "Default"])
+def test_e010_throttle_cache_not_in_caches(settings: Any, alias: Any) -> None:
+    settings.COGNITO_MFA_THROTTLE_CACHE = alias
+    messages = run_checks()
+    assert ids(messages) == ["cognito_mfa.E010"]
+    assert "COGNITO_MFA_THROTTLE_CACHE" in messages[0].msg
+    assert "'default'" in (messages[0].hint or "")
+
+
+def test_throttle_cache_naming_a_configured_cache_passes(settings: Any) -> None:
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttles": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    settings.COGNITO_MFA_THROTTLE_CACHE = "throttles"
+    assert ids(run_checks()) == []
+
+
+def test_throttle_cache_default_passes(settings: Any) -> None:
+    if hasattr(settings, "COGNITO_MFA_THROTTLE_CACHE"):
+        del settings.COGNITO_MFA_THROTTLE_CACHE
+    assert ids(run_checks()) == []
+
+
+# --- settings of the wrong shape are reported, never crash the checks ------------------------
+
+
+def test_e003_client_ids_of_the_wrong_type(settings: Any) -> None:
+    settings.COGNITO_MFA_APP_CLIENT_IDS = 5
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E003"]
+    assert "neither a list nor" in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [5, 1.5, True])
+def test_e005_keys_of_the_wrong_type(settings: Any, value: Any) -> None:
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = value
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E005"]
+    assert repr(value) not in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [5, None, "nodots", "cognito_mfa.adapter.Nothing"])
+def test_e007_adapter_of_the_wrong_type(settings: Any, value: Any) -> None:
+    settings.COGNITO_MFA_ADAPTER = value
+    messages = check_settings()
+    assert ids(messages) == ["cognito_mfa.E007"]
+    assert "DefaultAdapter" in (messages[0].hint or "")
+
+
+def test_no_message_echoes_a_secret(settings: Any) -> None:
+    secret = "s3cr3t-client-secret-value"
+    settings.COGNITO_MFA_APP_CLIENT_SECRET = secret
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = [GOOD_KEY, "broken-" + secret]
+    for name, values in BAD_NUMBERS:
+        setattr(settings, f"COGNITO_MFA_{name}", values[0])
+    settings.COGNITO_MFA_THROTTLE_RATES = {"start": "lots", "bogus": None}
+    settings.COGNITO_MFA_THROTTLE_CACHE = "missing"
+    messages = run_checks(include_deployment_checks=True)
+    assert len(messages) > len(BAD_NUMBERS)
+    for message in messages:
+        text = f"{message.msg} {message.hint}"
+        assert secret not in text
+        assert GOOD_KEY not in text

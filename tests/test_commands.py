@@ -399,3 +399,47 @@ def test_cleanup_on_several_hosts_expires_each_row_once(signal_log: SignalLog) -
     assert Enrollment.objects.filter(status="expired", encrypted_credential=None).count() == 40
     assert len(signal_log.named("enrollment_expired")) == 40
     assert AuditEvent.objects.filter(kind="expired").count() == 40
+
+
+# --- cleanup_enrollments with an unusable COGNITO_MFA_RETENTION --------------------------------
+
+
+@pytest.mark.parametrize("retention", ["90 days", None, timedelta(0), -86400, 1e300])
+@pytest.mark.django_db
+def test_cleanup_refuses_a_bad_retention_before_changing_anything(
+    settings: Any, retention: Any
+) -> None:
+    settings.COGNITO_MFA_RETENTION = retention
+    stale = _pending("stale", created=timezone.now() - timedelta(hours=1))
+    now = timezone.now()
+    finished = Enrollment.objects.create(
+        cognito_username="finished",
+        flow="access_token",
+        status="verified",
+        created_at=now - timedelta(minutes=5),
+        expires_at=now + timedelta(minutes=5),
+        finished_at=now - timedelta(minutes=1),
+    )
+    with pytest.raises(CommandError) as raised:
+        _cleanup()  # call_command skips the system checks: the command checks itself
+    message = str(raised.value)
+    assert message.startswith("COGNITO_MFA_RETENTION ")
+    assert "timedelta(days=90)" in message
+    stale.refresh_from_db()
+    assert stale.status == "pending"  # nothing expired either
+    assert Enrollment.objects.filter(pk=finished.pk).exists()
+
+
+@pytest.mark.django_db
+def test_cleanup_run_as_manage_py_stops_at_the_system_check(settings: Any) -> None:
+    from django.core.management.base import SystemCheckError
+
+    settings.COGNITO_MFA_RETENTION = "90 days"
+    # What `manage.py cleanup_enrollments` does: checks first, unless --skip-checks.
+    with pytest.raises(SystemCheckError, match=r"cognito_mfa\.E006.*COGNITO_MFA_RETENTION"):
+        call_command("cleanup_enrollments", skip_checks=False, stdout=io.StringIO())
+
+
+def test_cleanup_accepts_retention_in_seconds(settings: Any, db: Any) -> None:
+    settings.COGNITO_MFA_RETENTION = "604800"
+    assert "older than 7 day(s)." in _cleanup()

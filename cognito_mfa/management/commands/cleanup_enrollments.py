@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from cognito_mfa import flows
+from cognito_mfa.checks import check_number
 from cognito_mfa.conf import app_settings
 
 
@@ -24,6 +25,13 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Before any change: a bad value would otherwise stop the run half-way with a
+        # traceback, and a negative one would delete rows still inside the retention period.
+        # ``manage.py`` runs the system checks first, but ``call_command`` and --skip-checks
+        # do not.
+        problems = check_number("RETENTION")
+        if problems:
+            raise CommandError(f"{problems[0].msg} {problems[0].hint}")
         report = flows.cleanup(flows.Context.build("command"))
         days = app_settings.RETENTION.total_seconds() / 86400
         self.stdout.write(f"Expired {report.expired} pending enrollment(s).")
