@@ -41,9 +41,12 @@ ERRORS: dict[str, tuple[int, str]] = {
         "The sign-in (`auth_time`) is older than COGNITO_MFA_REAUTH_MAX_AGE: sign in again.",
     ),
     "not_found": (404, "Unknown id, another user's id (same answer), or no such Cognito user."),
+    "method_not_allowed": (405, "The endpoint does not take this HTTP method."),
+    "not_acceptable": (406, "The `Accept` header excludes JSON."),
     "enrollment_locked": (409, "Too many wrong codes: start a new enrollment."),
     "enrollment_not_pending": (409, "Already verified or cancelled, or a verify is running."),
     "enrollment_expired": (410, "Past `expires_at`, or Cognito no longer accepts its credential."),
+    "unsupported_media_type": (415, "The body is not `application/json`."),
     "throttled": (429, "Rate limit or wrong-code back-off; see the `Retry-After` header."),
     "cognito_error": (502, "Cognito refused for a configuration reason (logged)."),
     "cognito_unavailable": (

@@ -72,6 +72,21 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
         return _error_response(exc.Throttled(retry_after=int(wait) + 1))
     if isinstance(error, Http404 | drf_exceptions.NotFound):
         return _error_response(exc.NotFound())
+    if isinstance(error, drf_exceptions.MethodNotAllowed):
+        return Response(
+            {"code": "method_not_allowed", "detail": "This method is not allowed here."},
+            status=405,
+        )
+    if isinstance(error, drf_exceptions.NotAcceptable):
+        return Response(
+            {"code": "not_acceptable", "detail": "Only application/json can be answered."},
+            status=406,
+        )
+    if isinstance(error, drf_exceptions.UnsupportedMediaType):
+        return Response(
+            {"code": "unsupported_media_type", "detail": "Send the body as application/json."},
+            status=415,
+        )
     if isinstance(error, drf_exceptions.APIException):
         code = error.get_codes()
         return Response(
@@ -198,6 +213,7 @@ class EnrollmentListView(CognitoMFAView):
             "invalid",
             "reauthentication_required",
             "not_found",
+            "enrollment_not_pending",
             "throttled",
             "cognito_error",
         ),
@@ -254,8 +270,10 @@ class EnrollmentVerifyView(CognitoMFAView):
         enrollment_id=True,
     )
     def post(self, request: Request, enrollment_id: str) -> Response:
-        enrollment_uuid = self.parse_id(enrollment_id)
+        # The body first: a malformed one answers 400 whatever the id, so the answer to a bad
+        # body tells nothing about ids.
         body = self.validated(serializers.VerifyEnrollmentSerializer, request)
+        enrollment_uuid = self.parse_id(enrollment_id)
         verified = flows.verify_own_enrollment(
             self.context(request),
             user=request.user,

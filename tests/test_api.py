@@ -189,7 +189,7 @@ def test_verify_checks_the_body_before_the_id_so_a_bad_body_tells_nothing_about_
     with count_cognito_calls() as counter:
         answers = [
             alice_api.post(f"{BASE}enrollments/{enrollment_id}/verify/", body, format="json")
-            for enrollment_id in (own, bobs, unknown)
+            for enrollment_id in (own, bobs, unknown, "not-a-uuid")
             for body in ({"user_code": "12ab56"}, {})
         ]
     assert {answer.status_code for answer in answers} == {400}

@@ -171,6 +171,42 @@ def test_malformed_start_and_preference_bodies(alice_api: APIClient, path: str, 
     assert AuditEvent.objects.count() == 0
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "extra", "expected"),
+    [
+        ("put", "enrollments/", {}, (405, "method_not_allowed")),
+        ("delete", "status/", {}, (405, "method_not_allowed")),
+        ("get", "status/", {"HTTP_ACCEPT": "text/html"}, (406, "not_acceptable")),
+        (
+            "post",
+            "enrollments/",
+            {"data": "friendly_device_name=x", "content_type": "application/x-www-form-urlencoded"},
+            (415, "unsupported_media_type"),
+        ),
+        ("post", "preference/", {"data": "{}", "content_type": "text/plain"}, (415, None)),
+    ],
+)
+def test_protocol_errors_answer_a_documented_code_and_change_nothing(
+    alice_api: APIClient, method: str, path: str, extra: dict[str, Any], expected: Any
+) -> None:
+    from cognito_mfa.schema import ERRORS
+
+    status, code = expected
+    with count_cognito_calls() as counter:
+        response = getattr(alice_api, method)(BASE + path, **extra)
+    assert response.status_code == status, response.content
+    body = json.loads(response.content)
+    assert body["code"] in ERRORS
+    assert ERRORS[body["code"]][0] == status
+    assert code is None or body["code"] == code
+    # The client's input is not echoed back.
+    assert "text/plain" not in body["detail"]
+    assert "PUT" not in body["detail"]
+    assert counter.calls == []
+    assert Enrollment.objects.count() == 0
+
+
 # --- access tokens -------------------------------------------------------------------------------
 
 
