@@ -132,6 +132,11 @@ class SoftwareTokenMissing(CognitoMFAError):
     status = 400
     default_detail = "No verified authenticator: enroll one before turning TOTP on."
 
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        # Like every ``invalid``, the field at fault is named: here ``enabled``.
+        self.extra.setdefault("fields", {"enabled": [self.detail]})
+
 
 class CognitoUserNotFound(CognitoMFAError):
     code = "not_found"

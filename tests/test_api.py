@@ -661,3 +661,12 @@ def test_no_database_transaction_is_open_while_cognito_is_called(
     assert response.status_code == 200, response.content
     assert seen
     assert not any(seen)
+
+
+@pytest.mark.django_db
+def test_turning_totp_on_without_a_verified_device_names_the_field(alice_api: APIClient) -> None:
+    response = alice_api.post(BASE + "preference/", {"enabled": True, "preferred": True}, "json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert body["fields"] == {"enabled": [body["detail"]]}
