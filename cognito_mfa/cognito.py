@@ -240,6 +240,41 @@ def build_boto3_client() -> Any:
     return client
 
 
+def _unexpected(operation: str, what: str) -> exc.CognitoConfigurationError:
+    """Log an answer of the wrong shape for the operator (naming the field, never its value)
+    and return the error the caller raises: a 502 ``cognito_error``."""
+    logger.error("Cognito %s answered in an unexpected shape: %s", operation, what)
+    return exc.CognitoConfigurationError()
+
+
+def _answer(response: Any, operation: str) -> dict[str, Any]:
+    """Return ``response`` if it is a JSON object; raise CognitoConfigurationError if not."""
+    if not isinstance(response, dict):
+        raise _unexpected(operation, f"the answer is a {type(response).__name__}")
+    return response
+
+
+def _text(response: dict[str, Any], key: str, operation: str) -> str | None:
+    """Return the optional string ``response[key]`` (None if absent).
+
+    Raise CognitoConfigurationError for a value that is not a string: botocore does not
+    check the types of an answer.
+    """
+    value = response.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _unexpected(operation, f"{key} is not a string")
+    return value
+
+
+def _required_text(response: dict[str, Any], key: str, operation: str) -> str:
+    """Return the string ``response[key]``; raise CognitoConfigurationError if it is missing,
+    empty or not a string."""
+    value = _text(response, key, operation)
+    if not value:
+        raise _unexpected(operation, f"{key} is missing")
+    return value
+
+
 class CognitoClient:
     """Typed, error-mapped access to the Cognito user pool API."""
 
@@ -276,6 +311,16 @@ class CognitoClient:
         except botocore.exceptions.BotoCoreError as error:
             logger.error("Cognito %s failed: %s", operation, type(error).__name__)
             raise exc.CognitoConfigurationError() from None
+        except exc.CognitoMFAError:
+            raise  # already ours (an override of the mapping, a malformed answer)
+        except Exception as error:
+            # botocore could not read the answer (a JSON array or ``null`` from a proxy, say):
+            # nothing is known to have changed, and it is not the caller's fault. Only the
+            # exception's class is logged; its text may quote the answer.
+            logger.error(
+                "Cognito %s answered something unreadable: %s", operation, type(error).__name__
+            )
+            raise exc.CognitoConfigurationError() from None
 
     @contextmanager
     def _overridden_errors(
@@ -299,12 +344,15 @@ class CognitoClient:
         return {"AccessToken": access_token} if access_token is not None else {"Session": session}  # type: ignore[dict-item]
 
     @staticmethod
-    def _mfa_state(response: dict[str, Any]) -> MFAState:
-        methods = tuple(response.get("UserMFASettingList") or ())
+    def _mfa_state(response: Any, operation: str) -> MFAState:
+        response = _answer(response, operation)
+        methods = response.get("UserMFASettingList") or []
+        if not isinstance(methods, list) or not all(isinstance(item, str) for item in methods):
+            raise _unexpected(operation, "UserMFASettingList is not a list of strings")
         return MFAState(
             software_token_mfa_enabled="SOFTWARE_TOKEN_MFA" in methods,
-            preferred_mfa=response.get("PreferredMfaSetting") or None,
-            mfa_methods=methods,
+            preferred_mfa=_text(response, "PreferredMfaSetting", operation) or None,
+            mfa_methods=tuple(methods),
         )
 
     @property
@@ -324,7 +372,12 @@ class CognitoClient:
             ),
         ):
             response = self.client.associate_software_token(**params)
-        return AssociateResult(secret_code=response["SecretCode"], session=response.get("Session"))
+        operation = "AssociateSoftwareToken"
+        response = _answer(response, operation)
+        return AssociateResult(
+            secret_code=_required_text(response, "SecretCode", operation),
+            session=_text(response, "Session", operation),
+        )
 
     def verify_software_token(
         self,
@@ -345,10 +398,11 @@ class CognitoClient:
             ),
         ):
             response = self.client.verify_software_token(**params)
+        response = _answer(response, "VerifySoftwareToken")
         if response.get("Status") != "SUCCESS":
             # Fail closed: anything but SUCCESS is a rejected code.
             raise exc.InvalidCode()
-        return VerifyResult(session=response.get("Session"))
+        return VerifyResult(session=_text(response, "Session", "VerifySoftwareToken"))
 
     def verify_software_token_raw(
         self,
@@ -373,7 +427,12 @@ class CognitoClient:
                 code = str(error.response.get("Error", {}).get("Code", "Unknown"))
                 logger.info("Cognito VerifySoftwareToken failed with %s", code)
                 return RawVerifyResponse(status=None, session=None, error_code=code)
-        return RawVerifyResponse(status=response.get("Status"), session=response.get("Session"))
+        operation = "VerifySoftwareToken"
+        response = _answer(response, operation)
+        return RawVerifyResponse(
+            status=_text(response, "Status", operation),
+            session=_text(response, "Session", operation),
+        )
 
     def set_user_mfa_preference(self, *, access_token: str, enabled: bool, preferred: bool) -> None:
         """Turn the caller's TOTP MFA on or off, and make it preferred or not."""
@@ -392,7 +451,7 @@ class CognitoClient:
         """Return the caller's MFA settings."""
         with self._mapped_errors("GetUser"):
             response = self.client.get_user(AccessToken=access_token)
-        return self._mfa_state(response)
+        return self._mfa_state(response, "GetUser")
 
     def respond_to_mfa_setup(self, *, username: str, session: str, client_id: str) -> AuthStep:
         """Answer the ``MFA_SETUP`` challenge after the token was verified."""
@@ -407,15 +466,24 @@ class CognitoClient:
                 Session=session,
                 ChallengeResponses=responses,
             )
-        return self._auth_step(response)
+        return self._auth_step(response, "RespondToAuthChallenge")
 
     @staticmethod
-    def _auth_step(response: dict[str, Any]) -> AuthStep:
+    def _auth_step(response: Any, operation: str) -> AuthStep:
+        response = _answer(response, operation)
+        parameters = response.get("ChallengeParameters") or {}
+        if not isinstance(parameters, dict):
+            raise _unexpected(operation, "ChallengeParameters is not an object")
+        result = response.get("AuthenticationResult")
+        if result is not None and not isinstance(result, dict):
+            raise _unexpected(operation, "AuthenticationResult is not an object")
+        if result is not None:
+            _text(result, "AccessToken", operation)
         return AuthStep(
-            challenge_name=response.get("ChallengeName"),
-            session=response.get("Session"),
-            challenge_parameters=dict(response.get("ChallengeParameters") or {}),
-            authentication_result=response.get("AuthenticationResult"),
+            challenge_name=_text(response, "ChallengeName", operation),
+            session=_text(response, "Session", operation),
+            challenge_parameters=dict(parameters),
+            authentication_result=result,
         )
 
     def initiate_password_auth(self, *, username: str, password: str, client_id: str) -> AuthStep:
@@ -428,7 +496,7 @@ class CognitoClient:
             response = self.client.initiate_auth(
                 ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters=parameters
             )
-        return self._auth_step(response)
+        return self._auth_step(response, "InitiateAuth")
 
     def respond_to_challenge(
         self,
@@ -450,14 +518,14 @@ class CognitoClient:
                 Session=session,
                 ChallengeResponses=responses,
             )
-        return self._auth_step(response)
+        return self._auth_step(response, "RespondToAuthChallenge")
 
     # --- IAM-authorised operations -----------------------------------------------------------
     def admin_get_user(self, *, username: str) -> MFAState:
         """Return a user's MFA settings (IAM: cognito-idp:AdminGetUser)."""
         with self._mapped_errors("AdminGetUser"):
             response = self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
-        return self._mfa_state(response)
+        return self._mfa_state(response, "AdminGetUser")
 
     def admin_set_user_mfa_preference(
         self, *, username: str, enabled: bool, preferred: bool

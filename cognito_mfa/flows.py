@@ -382,6 +382,15 @@ def start_enrollment(
     if stale and client.get_user(access_token=token.raw).software_token_mfa_enabled:
         raise exc.ReauthenticationRequired()
     associated = client.associate_software_token(access_token=token.raw)
+    from .otpauth import build_otpauth_uri
+
+    # Whatever can still fail (the adapter's issuer and label) runs before the new row is
+    # written and the older one cancelled: a failure then leaves the user's state as it was.
+    uri = build_otpauth_uri(
+        secret=associated.secret_code,
+        issuer=adapter.get_totp_issuer(context.request),
+        account=adapter.get_totp_label(token.username, user),
+    )
     enrollment = _create_pending(
         context,
         user=user,
@@ -390,13 +399,6 @@ def start_enrollment(
         credential=token.raw,
         credential_expires_at=token.expires_at,
         device_name=device_name,
-    )
-    from .otpauth import build_otpauth_uri
-
-    uri = build_otpauth_uri(
-        secret=associated.secret_code,
-        issuer=adapter.get_totp_issuer(context.request),
-        account=adapter.get_totp_label(token.username, user),
     )
     return StartedEnrollment(
         enrollment=enrollment, secret_code=associated.secret_code, otpauth_uri=uri
@@ -418,6 +420,14 @@ def start_challenge_enrollment(
     # Cognito hands back a new Session: that one continues the challenge.
     next_session = associated.session or session
     _require_mfa_setup_candidate(cognito_username)
+    from .otpauth import build_otpauth_uri
+
+    # Built before the row is written: a failure here leaves nothing half-made behind.
+    uri = build_otpauth_uri(
+        secret=associated.secret_code,
+        issuer=adapter.get_totp_issuer(context.request),
+        account=adapter.get_totp_label(cognito_username, None),
+    )
     challenge_token = secrets.token_urlsafe(32)
     enrollment = _create_pending(
         context,
@@ -428,13 +438,6 @@ def start_challenge_enrollment(
         credential_expires_at=now() + app_settings.CHALLENGE_SESSION_TTL,
         device_name=device_name,
         challenge_token_hash=hash_challenge_token(challenge_token),
-    )
-    from .otpauth import build_otpauth_uri
-
-    uri = build_otpauth_uri(
-        secret=associated.secret_code,
-        issuer=adapter.get_totp_issuer(context.request),
-        account=adapter.get_totp_label(cognito_username, None),
     )
     return StartedEnrollment(
         enrollment=enrollment,
