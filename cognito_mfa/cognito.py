@@ -92,11 +92,21 @@ _FIELD_PATTERN = re.compile(
     + r""")(?:\\?["'])?\s*[:=]\s*)(?P<quote>\\?["'])(?P<value>.*?)(?P=quote)"""
 )
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Cognito's error messages may quote what it was sent (moto's "Invalid session" names the
+# Session), so the ``message``/``Message`` of an error body is masked whole. The value runs to
+# the quote that closes it (backslash escapes skipped), i.e. the one a ``,``/``}`` follows.
+_MESSAGE_PATTERN = re.compile(
+    r"""(?P<key>(?<!\w)(?:\\?["'])?[Mm]essage(?:\\?["'])?\s*[:=]\s*)(?P<quote>\\?["'])"""
+    r"""(?P<value>(?:\\.|[^\\])*?)(?P=quote)(?=\s*[,}\]]|\s*$)""",
+    re.DOTALL,
+)
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with every sensitive field value and anything JWT-shaped masked."""
+    """Return ``text`` with every sensitive field value, every error message and anything
+    JWT-shaped masked."""
     text = _FIELD_PATTERN.sub(r"\g<key>\g<quote>***\g<quote>", text)
+    text = _MESSAGE_PATTERN.sub(r"\g<key>\g<quote>***\g<quote>", text)
     return _JWT_PATTERN.sub("***", text)
 
 
@@ -105,7 +115,7 @@ class RedactingFilter(logging.Filter):
 
     botocore logs whole request and response bodies at DEBUG (``Making request ... with
     params``, ``Response body``); those bodies carry access tokens, Sessions, TOTP secrets
-    and codes.
+    and codes, and an error body's message can quote any of them.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -1,4 +1,4 @@
-"""Cognito answering in shapes the API reference does not allow.
+"""Cognito answering in shapes the API reference does not allow, and error bodies in logs.
 
 botocore checks neither the JSON type of an answer nor its members' types: a proxy's HTML
 page, a JSON array or ``"SecretCode": 5`` arrive as they are. Each must be a 502
@@ -22,7 +22,7 @@ from cognito_mfa import cognito
 from cognito_mfa import exceptions as exc
 from cognito_mfa.cognito import CognitoClient, get_client
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.challenge_support import Spa, configure
+from tests.challenge_support import LogCapture, Spa, all_loggers_at_debug, configure
 from tests.conftest import SignalLog, fresh_code
 from tests.support import create_pool
 
@@ -217,3 +217,47 @@ def test_an_unreadable_answer_is_mapped_in_the_client_itself() -> None:
 
     with pytest.raises(exc.CognitoConfigurationError):
         CognitoClient(Broken()).get_user(access_token="t")
+
+
+# --- error bodies in botocore's DEBUG log ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'Response body:\nb\'{"__type":"NotAuthorizedException","message":"Invalid session '
+        "for the user, session SENTINEL.\"}'",
+        "{'Error': {'Message': 'Invalid session SENTINEL', 'Code': 'NotAuthorizedException'}}",
+        "{'Error': {'Message': \"it's SENTINEL\", 'Code': 'X'}}",
+        '{\\"message\\": \\"SENTINEL\\"}',
+    ],
+)
+def test_redact_masks_error_messages(line: str) -> None:
+    cleaned = cognito.redact(line)
+    assert "SENTINEL" not in cleaned
+    assert "***" in cleaned
+
+
+def test_redact_keeps_other_keys_that_end_in_message() -> None:
+    assert cognito.redact("errorMessage: 'kept'") == "errorMessage: 'kept'"
+
+
+@pytest.mark.django_db
+def test_a_session_quoted_in_cognitos_error_message_is_not_logged(
+    moto_client: Any, settings: Any
+) -> None:
+    """moto's NotAuthorizedException for an unknown Session quotes the Session; botocore logs
+    the whole error body at DEBUG."""
+    pool = create_pool(moto_client, mfa="ON")
+    configure(settings, pool)
+    sentinel = "SENTINELSESSION0123456789abcdefABCDEF"
+    capture = LogCapture(excluded_prefixes=("moto", "werkzeug"))
+    with all_loggers_at_debug(capture):
+        response = APIClient().post(
+            BASE + "challenge/enrollments/", {"username": "olga", "session": sentinel}, "json"
+        )
+    assert response.status_code == 401
+    assert sentinel not in response.content.decode()
+    assert any("Response body" in line for line in capture.records)  # botocore did log it
+    leaked = [line[:200] for line in capture.records if sentinel in line]
+    assert leaked == [], leaked
