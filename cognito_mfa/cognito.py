@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions as exc
 from .conf import app_settings
@@ -209,6 +210,7 @@ def parse_mfas_can_setup(raw: Any) -> list[str]:
     return []
 
 
+@sensitive_variables("client_secret", "digest")
 def secret_hash(username: str, client_id: str, client_secret: str) -> str:
     """Return Cognito's ``SECRET_HASH``: base64(HMAC-SHA256(secret, username + client id))."""
     digest = hmac.new(
@@ -347,6 +349,7 @@ class CognitoClient:
             raise overrides[code]() from None
 
     @staticmethod
+    @sensitive_variables("access_token", "session")
     def _credential(access_token: str | None, session: str | None) -> dict[str, str]:
         # Cognito takes AccessToken or Session, never both.
         if (access_token is None) == (session is None):
@@ -370,6 +373,9 @@ class CognitoClient:
         return app_settings.USER_POOL_ID or ""
 
     # --- user-authorised operations (access token or Session) -------------------------------
+    # The locals of these methods hold tokens, Sessions, secrets and codes: Django's error
+    # reports (the DEBUG page, AdminEmailHandler, trackers reading frame locals) hide them.
+    @sensitive_variables("access_token", "session", "params", "response")
     def associate_software_token(
         self, *, access_token: str | None = None, session: str | None = None
     ) -> AssociateResult:
@@ -389,6 +395,7 @@ class CognitoClient:
             session=_text(response, "Session", operation),
         )
 
+    @sensitive_variables("access_token", "session", "user_code", "params", "response")
     def verify_software_token(
         self,
         *,
@@ -414,6 +421,7 @@ class CognitoClient:
             raise exc.InvalidCode()
         return VerifyResult(session=_text(response, "Session", "VerifySoftwareToken"))
 
+    @sensitive_variables("access_token", "session", "user_code", "params", "response")
     def verify_software_token_raw(
         self,
         *,
@@ -444,6 +452,7 @@ class CognitoClient:
             session=_text(response, "Session", operation),
         )
 
+    @sensitive_variables("access_token")
     def set_user_mfa_preference(self, *, access_token: str, enabled: bool, preferred: bool) -> None:
         """Turn the caller's TOTP MFA on or off, and make it preferred or not."""
         with (
@@ -457,12 +466,14 @@ class CognitoClient:
                 SoftwareTokenMfaSettings={"Enabled": enabled, "PreferredMfa": preferred},
             )
 
+    @sensitive_variables("access_token")
     def get_user(self, *, access_token: str) -> MFAState:
         """Return the caller's MFA settings."""
         with self._mapped_errors("GetUser"):
             response = self.client.get_user(AccessToken=access_token)
         return self._mfa_state(response, "GetUser")
 
+    @sensitive_variables("session", "client_secret", "responses", "response")
     def respond_to_mfa_setup(self, *, username: str, session: str, client_id: str) -> AuthStep:
         """Answer the ``MFA_SETUP`` challenge after the token was verified."""
         responses = {"USERNAME": username}
@@ -479,6 +490,7 @@ class CognitoClient:
         return self._auth_step(response, "RespondToAuthChallenge")
 
     @staticmethod
+    @sensitive_variables("response", "result")
     def _auth_step(response: Any, operation: str) -> AuthStep:
         response = _answer(response, operation)
         parameters = response.get("ChallengeParameters") or {}
@@ -496,6 +508,7 @@ class CognitoClient:
             authentication_result=result,
         )
 
+    @sensitive_variables("password", "client_secret", "parameters", "response")
     def initiate_password_auth(self, *, username: str, password: str, client_id: str) -> AuthStep:
         """Sign in with ``USER_PASSWORD_AUTH`` (the example site and tests use this)."""
         parameters = {"USERNAME": username, "PASSWORD": password}
@@ -508,6 +521,7 @@ class CognitoClient:
             )
         return self._auth_step(response, "InitiateAuth")
 
+    @sensitive_variables("session", "client_secret", "responses", "response")
     def respond_to_challenge(
         self,
         *,

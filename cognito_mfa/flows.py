@@ -24,6 +24,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
+from django.views.decorators.debug import sensitive_variables
 
 from . import crypto, signals, statements
 from . import exceptions as exc
@@ -185,11 +186,16 @@ def _actor(context: Context, user: Any) -> Any:
     return context.actor if context.actor is not None else user
 
 
+# Django's error reports show frame locals (the DEBUG page, AdminEmailHandler's HTML, trackers
+# reading them): the functions below name the locals that hold a token, a Session, the secret,
+# the user's code or the decrypted credential, so those reports show stars instead.
+@sensitive_variables("token")
 def hash_challenge_token(token: str) -> str:
     """Return the stored form of a challenge token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@sensitive_variables("token")
 def challenge_token_matches(enrollment: Enrollment, token: str) -> bool:
     """Compare a presented challenge token with the stored hash in constant time."""
     expected = enrollment.challenge_token_hash
@@ -305,6 +311,7 @@ def _finish(enrollment: Enrollment, status: str, timestamp: datetime) -> None:
     enrollment.finished_at = timestamp
 
 
+@sensitive_variables("credential")
 def _create_pending(
     context: Context,
     *,
@@ -365,6 +372,7 @@ def _create_pending(
             time.sleep(0.05)
 
 
+@sensitive_variables("associated", "uri")
 def start_enrollment(
     context: Context, *, user: Any, token: AccessToken, device_name: str = ""
 ) -> StartedEnrollment:
@@ -405,6 +413,7 @@ def start_enrollment(
     )
 
 
+@sensitive_variables("session", "associated", "next_session", "challenge_token", "uri")
 def start_challenge_enrollment(
     context: Context, *, cognito_username: str, session: str, device_name: str = ""
 ) -> StartedEnrollment:
@@ -465,6 +474,7 @@ def _require_mfa_setup_candidate(cognito_username: str) -> None:
         raise exc.NotFound()
 
 
+@sensitive_variables("challenge_token")
 def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enrollment:
     """Return the challenge enrollment the token opens; NotFound for any mismatch."""
     enrollment = _unique_or_none(
@@ -687,6 +697,7 @@ def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime
     return remaining
 
 
+@sensitive_variables("user_code")
 def verify_enrollment(
     context: Context,
     *,
@@ -703,6 +714,7 @@ def verify_enrollment(
     return _verify_leased(context, enrollment, lease, user_code, device_name)
 
 
+@sensitive_variables("user_code")
 def verify_own_enrollment(
     context: Context,
     *,
@@ -736,6 +748,15 @@ def verify_own_enrollment(
     return _verify_leased(context, enrollment, lease, user_code, device_name)
 
 
+@sensitive_variables(
+    "credential",
+    "user_code",
+    "result",
+    "session",
+    "step",
+    "authentication_result",
+    "fresh_token",
+)
 def _verify_leased(
     context: Context,
     enrollment: Enrollment,
@@ -852,6 +873,7 @@ def _verify_leased(
     )
 
 
+@sensitive_variables("access_token", "claims")
 def _token_names(access_token: str, cognito_username: str) -> bool:
     """Tell whether a token Cognito just handed us belongs to ``cognito_username``.
 
@@ -872,6 +894,7 @@ def _challenge_client_id() -> str:
     return ids[0] if ids else ""
 
 
+@sensitive_variables("access_token")
 def _turn_on_totp(
     client: Any, cognito_username: str, access_token: str | None, preferred: bool
 ) -> bool:
