@@ -27,6 +27,7 @@ from .cognito import MFAState
 from .conf import app_settings
 from .models import AuditEvent, Enrollment, EnrollmentStatus
 from .serializers import USER_CODE_PATTERN
+from .validators import validate_device_name
 
 # What the admin is told for each error code (flows raise English text; this is translatable).
 ERROR_MESSAGES = {
@@ -75,7 +76,12 @@ class VerifyDeviceForm(forms.Form):
             }
         ),
     )
-    friendly_device_name = forms.CharField(label=_("Device name"), max_length=128, required=False)
+    friendly_device_name = forms.CharField(
+        label=_("Device name"),
+        max_length=128,
+        required=False,
+        validators=[validate_device_name],  # the REST API's rule
+    )
 
     def clean_user_code(self) -> str:
         code = self.cleaned_data["user_code"]
@@ -85,12 +91,6 @@ class VerifyDeviceForm(forms.Form):
                 _("Enter the 6-digit code from the user's authenticator app."), code="invalid"
             )
         return str(code)
-
-    def clean_friendly_device_name(self) -> str:
-        name = str(self.cleaned_data.get("friendly_device_name") or "")
-        if any(ord(char) < 32 or ord(char) == 127 for char in name):
-            raise forms.ValidationError(_("Control characters are not allowed."), code="invalid")
-        return name
 
 
 class AuditEventInline(admin.TabularInline):
