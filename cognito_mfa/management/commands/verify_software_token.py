@@ -5,9 +5,9 @@ as the AWS CLI, using the site's Cognito settings (region, endpoint, timeouts). 
 all on the safe side: exactly one of ``--access-token`` / ``--session`` is accepted; the code
 must be 6 ASCII digits before anything is sent; empty strings in ``--cli-input-json`` count as
 absent (so the skeleton can be filled in partly); a ``file://`` parameter file must be UTF-8
-and at most 1 MiB; error text is ours, never Cognito's (which
-can contain the token); nothing given is ever echoed. Exit codes follow AWS CLI v2: 252 bad
-parameters, 253 configuration, 254 Cognito refused, 255 Cognito unreachable.
+and at most 1 MiB; error text is ours, never Cognito's (which can contain the token); nothing
+given is ever echoed. Exit codes follow AWS CLI v2: 252 bad parameters, 253 configuration,
+254 Cognito refused, 255 Cognito unreachable.
 """
 
 from __future__ import annotations
