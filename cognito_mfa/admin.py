@@ -14,8 +14,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -42,6 +43,11 @@ ERROR_MESSAGES = {
     "token_invalid": _("Cognito no longer accepts the stored sign-in of this user."),
     "invalid": _("The request was not valid."),
 }
+
+
+# Longer search terms are refused: SQLite refuses a LIKE pattern over 50,000 bytes ("pattern too
+# complex"), and no searched field (usernames, e-mail addresses) is longer than 254 characters.
+SEARCH_TERM_MAX_LENGTH = 256
 
 
 def error_message(code: str) -> str:
@@ -93,6 +99,65 @@ class VerifyDeviceForm(forms.Form):
         return str(code)
 
 
+class ChangelistInputAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose changelist answers odd input with a message, never a 500.
+
+    A NUL character cannot be sent to PostgreSQL at all (psycopg raises DataError), a very
+    long search term is too complex a LIKE pattern for SQLite, and an action's selected ids
+    that are not primary keys make the ``pk__in`` filter raise ValidationError.
+    """
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        dropped = [
+            key
+            for key, values in request.GET.lists()
+            if "\x00" in key or any("\x00" in value for value in values)
+        ]
+        if dropped and self.has_view_or_change_permission(request):
+            kept = request.GET.copy()
+            for key in dropped:
+                del kept[key]
+            self.message_user(
+                request,
+                gettext("A search or filter value held a NUL character and was ignored."),
+                messages.WARNING,
+            )
+            query = kept.urlencode()
+            return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+        return super().changelist_view(request, extra_context)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if len(search_term) > SEARCH_TERM_MAX_LENGTH:
+            self.message_user(
+                request,
+                gettext("Search terms are limited to %(max)d characters.")
+                % {"max": SEARCH_TERM_MAX_LENGTH},
+                messages.WARNING,
+            )
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        pk = self.opts.pk
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                pk.to_python(value)
+        except ValidationError:
+            self.message_user(
+                request,
+                gettext("The selection was not valid. No items have been changed."),
+                messages.ERROR,
+            )
+            return None  # the changelist then redirects to itself
+        return super().response_action(request, queryset, *args, **kwargs)
+
+
 class AuditEventInline(admin.TabularInline):
     """The enrollment's audit trail, newest first, read-only."""
 
@@ -119,7 +184,7 @@ class AuditEventInline(admin.TabularInline):
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(admin.ModelAdmin):
+class EnrollmentAdmin(ChangelistInputAdmin):
     """Enrollments, read-only except through the actions."""
 
     list_display = (
@@ -549,7 +614,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ChangelistInputAdmin):
     """The audit trail, read-only (the cleanup command applies the retention period)."""
 
     list_display = (
