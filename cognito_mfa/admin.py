@@ -18,8 +18,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
 
 from . import exceptions as exc
 from . import flows
@@ -226,6 +228,13 @@ class EnrollmentAdmin(ChangelistInputAdmin):
     actions = ["verify_device", "cancel_enrollments", "reset_totp", "refresh_mfa_state"]
 
     # --- what is visible ----------------------------------------------------------------
+    # The verify form posts the user's code to the changelist: error reports show it masked.
+    @method_decorator(sensitive_post_parameters("user_code"))
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, extra_context)
+
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         user_model = get_user_model()
         names = ["cognito_username", f"user__{user_model.USERNAME_FIELD}"]

@@ -82,3 +82,31 @@ def test_error_report_of_a_failed_start_shows_neither_token_nor_secret(
     for secret in (MOTO_SECRET, raw.split(".")[2]):
         assert secret not in text
         assert secret not in html
+
+
+@pytest.mark.django_db
+def test_error_report_of_the_admin_verify_form_masks_the_posted_code(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.test import Client
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from cognito_mfa.admin import EnrollmentAdmin
+    from tests.admin_support import confirm_action, make_staff
+
+    started = alice_api.post(BASE + "enrollments/", {}, format="json").json()
+    seen: list[Any] = []
+
+    def crash(self: Any, request: Any, *args: Any) -> None:
+        seen.append(request)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(EnrollmentAdmin, "_verify", crash)
+    client = Client(raise_request_exception=False)
+    client.force_login(make_staff("helpdesk"))
+    code = fresh_code()
+    response = confirm_action(client, "verify_device", [started["id"]], user_code=code)
+    assert response.status_code == 500
+    posted = SafeExceptionReporterFilter().get_post_parameters(seen[0])
+    assert posted["user_code"] != code
+    assert set(posted["user_code"]) == {"*"}
