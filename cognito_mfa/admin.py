@@ -14,11 +14,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
 
 from . import exceptions as exc
 from . import flows
@@ -27,6 +30,7 @@ from .cognito import MFAState
 from .conf import app_settings
 from .models import AuditEvent, Enrollment, EnrollmentStatus
 from .serializers import USER_CODE_PATTERN
+from .validators import validate_device_name
 
 # What the admin is told for each error code (flows raise English text; this is translatable).
 ERROR_MESSAGES = {
@@ -41,6 +45,11 @@ ERROR_MESSAGES = {
     "token_invalid": _("Cognito no longer accepts the stored sign-in of this user."),
     "invalid": _("The request was not valid."),
 }
+
+
+# Longer search terms are refused: SQLite refuses a LIKE pattern over 50,000 bytes ("pattern too
+# complex"), and no searched field (usernames, e-mail addresses) is longer than 254 characters.
+SEARCH_TERM_MAX_LENGTH = 256
 
 
 def error_message(code: str) -> str:
@@ -75,7 +84,12 @@ class VerifyDeviceForm(forms.Form):
             }
         ),
     )
-    friendly_device_name = forms.CharField(label=_("Device name"), max_length=128, required=False)
+    friendly_device_name = forms.CharField(
+        label=_("Device name"),
+        max_length=128,
+        required=False,
+        validators=[validate_device_name],  # the REST API's rule
+    )
 
     def clean_user_code(self) -> str:
         code = self.cleaned_data["user_code"]
@@ -86,11 +100,64 @@ class VerifyDeviceForm(forms.Form):
             )
         return str(code)
 
-    def clean_friendly_device_name(self) -> str:
-        name = str(self.cleaned_data.get("friendly_device_name") or "")
-        if any(ord(char) < 32 or ord(char) == 127 for char in name):
-            raise forms.ValidationError(_("Control characters are not allowed."), code="invalid")
-        return name
+
+class ChangelistInputAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose changelist answers odd input with a message, never a 500.
+
+    A NUL character cannot be sent to PostgreSQL at all (psycopg raises DataError), a very
+    long search term is too complex a LIKE pattern for SQLite, and an action's selected ids
+    that are not primary keys make the ``pk__in`` filter raise ValidationError.
+    """
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        dropped = [
+            key
+            for key, values in request.GET.lists()
+            if "\x00" in key or any("\x00" in value for value in values)
+        ]
+        if dropped and self.has_view_or_change_permission(request):
+            kept = request.GET.copy()
+            for key in dropped:
+                del kept[key]
+            self.message_user(
+                request,
+                gettext("A search or filter value held a NUL character and was ignored."),
+                messages.WARNING,
+            )
+            query = kept.urlencode()
+            return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+        return super().changelist_view(request, extra_context)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if len(search_term) > SEARCH_TERM_MAX_LENGTH:
+            self.message_user(
+                request,
+                gettext("Search terms are limited to %(max)d characters.")
+                % {"max": SEARCH_TERM_MAX_LENGTH},
+                messages.WARNING,
+            )
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        pk = self.opts.pk
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                pk.to_python(value)
+        except ValidationError:
+            self.message_user(
+                request,
+                gettext("The selection was not valid. No items have been changed."),
+                messages.ERROR,
+            )
+            return None  # the changelist then redirects to itself
+        return super().response_action(request, queryset, *args, **kwargs)
 
 
 class AuditEventInline(admin.TabularInline):
@@ -119,7 +186,7 @@ class AuditEventInline(admin.TabularInline):
 
 
 @admin.register(Enrollment)
-class EnrollmentAdmin(admin.ModelAdmin):
+class EnrollmentAdmin(ChangelistInputAdmin):
     """Enrollments, read-only except through the actions."""
 
     list_display = (
@@ -161,6 +228,13 @@ class EnrollmentAdmin(admin.ModelAdmin):
     actions = ["verify_device", "cancel_enrollments", "reset_totp", "refresh_mfa_state"]
 
     # --- what is visible ----------------------------------------------------------------
+    # The verify form posts the user's code to the changelist: error reports show it masked.
+    @method_decorator(sensitive_post_parameters("user_code"))
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, extra_context)
+
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         user_model = get_user_model()
         names = ["cognito_username", f"user__{user_model.USERNAME_FIELD}"]
@@ -549,7 +623,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ChangelistInputAdmin):
     """The audit trail, read-only (the cleanup command applies the retention period)."""
 
     list_display = (

@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions as exc
 from .conf import app_settings
@@ -92,11 +93,21 @@ _FIELD_PATTERN = re.compile(
     + r""")(?:\\?["'])?\s*[:=]\s*)(?P<quote>\\?["'])(?P<value>.*?)(?P=quote)"""
 )
 _JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Cognito's error messages may quote what it was sent (moto's "Invalid session" names the
+# Session), so the ``message``/``Message`` of an error body is masked whole. The value runs to
+# the quote that closes it (backslash escapes skipped), i.e. the one a ``,``/``}`` follows.
+_MESSAGE_PATTERN = re.compile(
+    r"""(?P<key>(?<!\w)(?:\\?["'])?[Mm]essage(?:\\?["'])?\s*[:=]\s*)(?P<quote>\\?["'])"""
+    r"""(?P<value>(?:\\.|[^\\])*?)(?P=quote)(?=\s*[,}\]]|\s*$)""",
+    re.DOTALL,
+)
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with every sensitive field value and anything JWT-shaped masked."""
+    """Return ``text`` with every sensitive field value, every error message and anything
+    JWT-shaped masked."""
     text = _FIELD_PATTERN.sub(r"\g<key>\g<quote>***\g<quote>", text)
+    text = _MESSAGE_PATTERN.sub(r"\g<key>\g<quote>***\g<quote>", text)
     return _JWT_PATTERN.sub("***", text)
 
 
@@ -105,7 +116,7 @@ class RedactingFilter(logging.Filter):
 
     botocore logs whole request and response bodies at DEBUG (``Making request ... with
     params``, ``Response body``); those bodies carry access tokens, Sessions, TOTP secrets
-    and codes.
+    and codes, and an error body's message can quote any of them.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -199,6 +210,7 @@ def parse_mfas_can_setup(raw: Any) -> list[str]:
     return []
 
 
+@sensitive_variables("client_secret", "digest")
 def secret_hash(username: str, client_id: str, client_secret: str) -> str:
     """Return Cognito's ``SECRET_HASH``: base64(HMAC-SHA256(secret, username + client id))."""
     digest = hmac.new(
@@ -240,6 +252,41 @@ def build_boto3_client() -> Any:
     return client
 
 
+def _unexpected(operation: str, what: str) -> exc.CognitoConfigurationError:
+    """Log an answer of the wrong shape for the operator (naming the field, never its value)
+    and return the error the caller raises: a 502 ``cognito_error``."""
+    logger.error("Cognito %s answered in an unexpected shape: %s", operation, what)
+    return exc.CognitoConfigurationError()
+
+
+def _answer(response: Any, operation: str) -> dict[str, Any]:
+    """Return ``response`` if it is a JSON object; raise CognitoConfigurationError if not."""
+    if not isinstance(response, dict):
+        raise _unexpected(operation, f"the answer is a {type(response).__name__}")
+    return response
+
+
+def _text(response: dict[str, Any], key: str, operation: str) -> str | None:
+    """Return the optional string ``response[key]`` (None if absent).
+
+    Raise CognitoConfigurationError for a value that is not a string: botocore does not
+    check the types of an answer.
+    """
+    value = response.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _unexpected(operation, f"{key} is not a string")
+    return value
+
+
+def _required_text(response: dict[str, Any], key: str, operation: str) -> str:
+    """Return the string ``response[key]``; raise CognitoConfigurationError if it is missing,
+    empty or not a string."""
+    value = _text(response, key, operation)
+    if not value:
+        raise _unexpected(operation, f"{key} is missing")
+    return value
+
+
 class CognitoClient:
     """Typed, error-mapped access to the Cognito user pool API."""
 
@@ -276,6 +323,16 @@ class CognitoClient:
         except botocore.exceptions.BotoCoreError as error:
             logger.error("Cognito %s failed: %s", operation, type(error).__name__)
             raise exc.CognitoConfigurationError() from None
+        except exc.CognitoMFAError:
+            raise  # already ours (an override of the mapping, a malformed answer)
+        except Exception as error:
+            # botocore could not read the answer (a JSON array or ``null`` from a proxy, say):
+            # nothing is known to have changed, and it is not the caller's fault. Only the
+            # exception's class is logged; its text may quote the answer.
+            logger.error(
+                "Cognito %s answered something unreadable: %s", operation, type(error).__name__
+            )
+            raise exc.CognitoConfigurationError() from None
 
     @contextmanager
     def _overridden_errors(
@@ -292,6 +349,7 @@ class CognitoClient:
             raise overrides[code]() from None
 
     @staticmethod
+    @sensitive_variables("access_token", "session")
     def _credential(access_token: str | None, session: str | None) -> dict[str, str]:
         # Cognito takes AccessToken or Session, never both.
         if (access_token is None) == (session is None):
@@ -299,12 +357,15 @@ class CognitoClient:
         return {"AccessToken": access_token} if access_token is not None else {"Session": session}  # type: ignore[dict-item]
 
     @staticmethod
-    def _mfa_state(response: dict[str, Any]) -> MFAState:
-        methods = tuple(response.get("UserMFASettingList") or ())
+    def _mfa_state(response: Any, operation: str) -> MFAState:
+        response = _answer(response, operation)
+        methods = response.get("UserMFASettingList") or []
+        if not isinstance(methods, list) or not all(isinstance(item, str) for item in methods):
+            raise _unexpected(operation, "UserMFASettingList is not a list of strings")
         return MFAState(
             software_token_mfa_enabled="SOFTWARE_TOKEN_MFA" in methods,
-            preferred_mfa=response.get("PreferredMfaSetting") or None,
-            mfa_methods=methods,
+            preferred_mfa=_text(response, "PreferredMfaSetting", operation) or None,
+            mfa_methods=tuple(methods),
         )
 
     @property
@@ -312,6 +373,9 @@ class CognitoClient:
         return app_settings.USER_POOL_ID or ""
 
     # --- user-authorised operations (access token or Session) -------------------------------
+    # The locals of these methods hold tokens, Sessions, secrets and codes: Django's error
+    # reports (the DEBUG page, AdminEmailHandler, trackers reading frame locals) hide them.
+    @sensitive_variables("access_token", "session", "params", "response")
     def associate_software_token(
         self, *, access_token: str | None = None, session: str | None = None
     ) -> AssociateResult:
@@ -324,8 +388,14 @@ class CognitoClient:
             ),
         ):
             response = self.client.associate_software_token(**params)
-        return AssociateResult(secret_code=response["SecretCode"], session=response.get("Session"))
+        operation = "AssociateSoftwareToken"
+        response = _answer(response, operation)
+        return AssociateResult(
+            secret_code=_required_text(response, "SecretCode", operation),
+            session=_text(response, "Session", operation),
+        )
 
+    @sensitive_variables("access_token", "session", "user_code", "params", "response")
     def verify_software_token(
         self,
         *,
@@ -345,11 +415,13 @@ class CognitoClient:
             ),
         ):
             response = self.client.verify_software_token(**params)
+        response = _answer(response, "VerifySoftwareToken")
         if response.get("Status") != "SUCCESS":
             # Fail closed: anything but SUCCESS is a rejected code.
             raise exc.InvalidCode()
-        return VerifyResult(session=response.get("Session"))
+        return VerifyResult(session=_text(response, "Session", "VerifySoftwareToken"))
 
+    @sensitive_variables("access_token", "session", "user_code", "params", "response")
     def verify_software_token_raw(
         self,
         *,
@@ -373,8 +445,14 @@ class CognitoClient:
                 code = str(error.response.get("Error", {}).get("Code", "Unknown"))
                 logger.info("Cognito VerifySoftwareToken failed with %s", code)
                 return RawVerifyResponse(status=None, session=None, error_code=code)
-        return RawVerifyResponse(status=response.get("Status"), session=response.get("Session"))
+        operation = "VerifySoftwareToken"
+        response = _answer(response, operation)
+        return RawVerifyResponse(
+            status=_text(response, "Status", operation),
+            session=_text(response, "Session", operation),
+        )
 
+    @sensitive_variables("access_token")
     def set_user_mfa_preference(self, *, access_token: str, enabled: bool, preferred: bool) -> None:
         """Turn the caller's TOTP MFA on or off, and make it preferred or not."""
         with (
@@ -388,12 +466,14 @@ class CognitoClient:
                 SoftwareTokenMfaSettings={"Enabled": enabled, "PreferredMfa": preferred},
             )
 
+    @sensitive_variables("access_token")
     def get_user(self, *, access_token: str) -> MFAState:
         """Return the caller's MFA settings."""
         with self._mapped_errors("GetUser"):
             response = self.client.get_user(AccessToken=access_token)
-        return self._mfa_state(response)
+        return self._mfa_state(response, "GetUser")
 
+    @sensitive_variables("session", "client_secret", "responses", "response")
     def respond_to_mfa_setup(self, *, username: str, session: str, client_id: str) -> AuthStep:
         """Answer the ``MFA_SETUP`` challenge after the token was verified."""
         responses = {"USERNAME": username}
@@ -407,17 +487,28 @@ class CognitoClient:
                 Session=session,
                 ChallengeResponses=responses,
             )
-        return self._auth_step(response)
+        return self._auth_step(response, "RespondToAuthChallenge")
 
     @staticmethod
-    def _auth_step(response: dict[str, Any]) -> AuthStep:
+    @sensitive_variables("response", "result")
+    def _auth_step(response: Any, operation: str) -> AuthStep:
+        response = _answer(response, operation)
+        parameters = response.get("ChallengeParameters") or {}
+        if not isinstance(parameters, dict):
+            raise _unexpected(operation, "ChallengeParameters is not an object")
+        result = response.get("AuthenticationResult")
+        if result is not None and not isinstance(result, dict):
+            raise _unexpected(operation, "AuthenticationResult is not an object")
+        if result is not None:
+            _text(result, "AccessToken", operation)
         return AuthStep(
-            challenge_name=response.get("ChallengeName"),
-            session=response.get("Session"),
-            challenge_parameters=dict(response.get("ChallengeParameters") or {}),
-            authentication_result=response.get("AuthenticationResult"),
+            challenge_name=_text(response, "ChallengeName", operation),
+            session=_text(response, "Session", operation),
+            challenge_parameters=dict(parameters),
+            authentication_result=result,
         )
 
+    @sensitive_variables("password", "client_secret", "parameters", "response")
     def initiate_password_auth(self, *, username: str, password: str, client_id: str) -> AuthStep:
         """Sign in with ``USER_PASSWORD_AUTH`` (the example site and tests use this)."""
         parameters = {"USERNAME": username, "PASSWORD": password}
@@ -428,8 +519,9 @@ class CognitoClient:
             response = self.client.initiate_auth(
                 ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters=parameters
             )
-        return self._auth_step(response)
+        return self._auth_step(response, "InitiateAuth")
 
+    @sensitive_variables("session", "client_secret", "responses", "response")
     def respond_to_challenge(
         self,
         *,
@@ -450,14 +542,14 @@ class CognitoClient:
                 Session=session,
                 ChallengeResponses=responses,
             )
-        return self._auth_step(response)
+        return self._auth_step(response, "RespondToAuthChallenge")
 
     # --- IAM-authorised operations -----------------------------------------------------------
     def admin_get_user(self, *, username: str) -> MFAState:
         """Return a user's MFA settings (IAM: cognito-idp:AdminGetUser)."""
         with self._mapped_errors("AdminGetUser"):
             response = self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
-        return self._mfa_state(response)
+        return self._mfa_state(response, "AdminGetUser")
 
     def admin_set_user_mfa_preference(
         self, *, username: str, enabled: bool, preferred: bool

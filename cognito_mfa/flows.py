@@ -24,6 +24,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
+from django.views.decorators.debug import sensitive_variables
 
 from . import crypto, signals, statements
 from . import exceptions as exc
@@ -185,11 +186,16 @@ def _actor(context: Context, user: Any) -> Any:
     return context.actor if context.actor is not None else user
 
 
+# Django's error reports show frame locals (the DEBUG page, AdminEmailHandler's HTML, trackers
+# reading them): the functions below name the locals that hold a token, a Session, the secret,
+# the user's code or the decrypted credential, so those reports show stars instead.
+@sensitive_variables("token")
 def hash_challenge_token(token: str) -> str:
     """Return the stored form of a challenge token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@sensitive_variables("token")
 def challenge_token_matches(enrollment: Enrollment, token: str) -> bool:
     """Compare a presented challenge token with the stored hash in constant time."""
     expected = enrollment.challenge_token_hash
@@ -305,6 +311,7 @@ def _finish(enrollment: Enrollment, status: str, timestamp: datetime) -> None:
     enrollment.finished_at = timestamp
 
 
+@sensitive_variables("credential")
 def _create_pending(
     context: Context,
     *,
@@ -365,6 +372,7 @@ def _create_pending(
             time.sleep(0.05)
 
 
+@sensitive_variables("associated", "uri")
 def start_enrollment(
     context: Context, *, user: Any, token: AccessToken, device_name: str = ""
 ) -> StartedEnrollment:
@@ -382,6 +390,15 @@ def start_enrollment(
     if stale and client.get_user(access_token=token.raw).software_token_mfa_enabled:
         raise exc.ReauthenticationRequired()
     associated = client.associate_software_token(access_token=token.raw)
+    from .otpauth import build_otpauth_uri
+
+    # Whatever can still fail (the adapter's issuer and label) runs before the new row is
+    # written and the older one cancelled: a failure then leaves the user's state as it was.
+    uri = build_otpauth_uri(
+        secret=associated.secret_code,
+        issuer=adapter.get_totp_issuer(context.request),
+        account=adapter.get_totp_label(token.username, user),
+    )
     enrollment = _create_pending(
         context,
         user=user,
@@ -391,18 +408,12 @@ def start_enrollment(
         credential_expires_at=token.expires_at,
         device_name=device_name,
     )
-    from .otpauth import build_otpauth_uri
-
-    uri = build_otpauth_uri(
-        secret=associated.secret_code,
-        issuer=adapter.get_totp_issuer(context.request),
-        account=adapter.get_totp_label(token.username, user),
-    )
     return StartedEnrollment(
         enrollment=enrollment, secret_code=associated.secret_code, otpauth_uri=uri
     )
 
 
+@sensitive_variables("session", "associated", "next_session", "challenge_token", "uri")
 def start_challenge_enrollment(
     context: Context, *, cognito_username: str, session: str, device_name: str = ""
 ) -> StartedEnrollment:
@@ -418,6 +429,14 @@ def start_challenge_enrollment(
     # Cognito hands back a new Session: that one continues the challenge.
     next_session = associated.session or session
     _require_mfa_setup_candidate(cognito_username)
+    from .otpauth import build_otpauth_uri
+
+    # Built before the row is written: a failure here leaves nothing half-made behind.
+    uri = build_otpauth_uri(
+        secret=associated.secret_code,
+        issuer=adapter.get_totp_issuer(context.request),
+        account=adapter.get_totp_label(cognito_username, None),
+    )
     challenge_token = secrets.token_urlsafe(32)
     enrollment = _create_pending(
         context,
@@ -428,13 +447,6 @@ def start_challenge_enrollment(
         credential_expires_at=now() + app_settings.CHALLENGE_SESSION_TTL,
         device_name=device_name,
         challenge_token_hash=hash_challenge_token(challenge_token),
-    )
-    from .otpauth import build_otpauth_uri
-
-    uri = build_otpauth_uri(
-        secret=associated.secret_code,
-        issuer=adapter.get_totp_issuer(context.request),
-        account=adapter.get_totp_label(cognito_username, None),
     )
     return StartedEnrollment(
         enrollment=enrollment,
@@ -462,6 +474,7 @@ def _require_mfa_setup_candidate(cognito_username: str) -> None:
         raise exc.NotFound()
 
 
+@sensitive_variables("challenge_token")
 def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enrollment:
     """Return the challenge enrollment the token opens; NotFound for any mismatch."""
     enrollment = _unique_or_none(
@@ -684,6 +697,7 @@ def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime
     return remaining
 
 
+@sensitive_variables("user_code")
 def verify_enrollment(
     context: Context,
     *,
@@ -700,6 +714,7 @@ def verify_enrollment(
     return _verify_leased(context, enrollment, lease, user_code, device_name)
 
 
+@sensitive_variables("user_code")
 def verify_own_enrollment(
     context: Context,
     *,
@@ -733,6 +748,15 @@ def verify_own_enrollment(
     return _verify_leased(context, enrollment, lease, user_code, device_name)
 
 
+@sensitive_variables(
+    "credential",
+    "user_code",
+    "result",
+    "session",
+    "step",
+    "authentication_result",
+    "fresh_token",
+)
 def _verify_leased(
     context: Context,
     enrollment: Enrollment,
@@ -849,6 +873,7 @@ def _verify_leased(
     )
 
 
+@sensitive_variables("access_token", "claims")
 def _token_names(access_token: str, cognito_username: str) -> bool:
     """Tell whether a token Cognito just handed us belongs to ``cognito_username``.
 
@@ -869,6 +894,7 @@ def _challenge_client_id() -> str:
     return ids[0] if ids else ""
 
 
+@sensitive_variables("access_token")
 def _turn_on_totp(
     client: Any, cognito_username: str, access_token: str | None, preferred: bool
 ) -> bool:

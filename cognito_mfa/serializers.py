@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from .models import Enrollment
+from .validators import validate_device_name
 
 # Exactly six ASCII digits: ``\d`` would also match Arabic-Indic or full-width digits.
 USER_CODE_PATTERN = re.compile(r"[0-9]{6}")
@@ -53,12 +54,8 @@ class DeviceNameField(StrictCharField):
         kwargs.setdefault("max_length", 128)
         kwargs.setdefault("trim_whitespace", True)
         super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        value = super().to_internal_value(data)
-        if any(ord(char) < 32 or ord(char) == 127 for char in value):
-            self.fail("invalid")
-        return value
+        # The admin's verify form uses the same rule.
+        self.validators.append(validate_device_name)
 
 
 class CognitoUsernameField(StrictCharField):

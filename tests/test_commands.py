@@ -143,7 +143,12 @@ def test_access_token_with_session_is_refused(no_cognito: None) -> None:
         (["--cli-input-json", '{"Bogus": "x"}'], 'Unknown parameter in input: "Bogus"'),
         (["--cli-input-json", '{"UserCode": 123456}'], "Invalid type for parameter UserCode"),
         (["--cli-input-json", "file:///nonexistent/input.json"], "Unable to load paramfile"),
+        (["--cli-input-json", "file:///"], "Unable to load paramfile"),  # a directory
+        (["--cli-input-json", "file:///tmp/a\x00b"], "not a valid path"),
+        (["--cli-input-json", "[" * 5000 + "]" * 5000], "Invalid JSON"),  # RecursionError
+        (["--cli-input-json", '{"UserCode": null, "AccessToken": "t"}'], "Invalid type"),
     ],
+    ids=lambda value: repr(value)[:40] if isinstance(value, list) else None,
 )
 def test_bad_parameters_exit_252_without_echo(
     no_cognito: None, args: list[str], expected: str
@@ -154,6 +159,52 @@ def test_bad_parameters_exit_252_without_echo(
     assert err.startswith("\n")
     assert expected in err
     assert "SECRET-VALUE" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"UserCode": "123456", "AccessToken": "SECRET-VALUE\xff\xfe"}', "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "Invalid JSON"),
+        (b'{"AccessToken": "SECRET-VALUE' + b"x" * 1024 * 1024 + b'"}', "larger than 1024 KiB"),
+    ],
+    ids=["not UTF-8", "nested too deeply", "too large"],
+)
+def test_bad_parameter_files_exit_252_without_echo(
+    no_cognito: None, tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    code, out, err = run("--cli-input-json", f"file://{path}")
+    assert (code, out) == (252, "")
+    assert expected in err
+    assert "Traceback" not in err
+    assert "SECRET-VALUE" not in err
+
+
+def test_a_file_that_is_not_utf8_from_the_real_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(b'{"UserCode": "123456", "AccessToken": "\xff"}')
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "verify_software_token",
+            "--cli-input-json",
+            f"file://{path}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 252, done.stderr[-300:]
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert f"Unable to load paramfile file://{path}: the text is not UTF-8" in done.stderr
 
 
 @pytest.mark.django_db

@@ -4,9 +4,10 @@ Same options, same ``--cli-input-json`` format, same skeletons, same JSON output
 as the AWS CLI, using the site's Cognito settings (region, endpoint, timeouts). Differences,
 all on the safe side: exactly one of ``--access-token`` / ``--session`` is accepted; the code
 must be 6 ASCII digits before anything is sent; empty strings in ``--cli-input-json`` count as
-absent (so the skeleton can be filled in partly); error text is ours, never Cognito's (which
-can contain the token); nothing given is ever echoed. Exit codes follow AWS CLI v2: 252 bad
-parameters, 253 configuration, 254 Cognito refused, 255 Cognito unreachable.
+absent (so the skeleton can be filled in partly); a ``file://`` parameter file must be UTF-8
+and at most 1 MiB; error text is ours, never Cognito's (which can contain the token); nothing
+given is ever echoed. Exit codes follow AWS CLI v2: 252 bad parameters, 253 configuration,
+254 Cognito refused, 255 Cognito unreachable.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ SAFE_MESSAGES = {
     "LimitExceededException": "A limit was exceeded; try again later.",
     "InternalErrorException": "Cognito had an internal error.",
 }
+
+
+# A filled-in skeleton is a few hundred bytes; a larger file (or /dev/zero) is a mistake.
+MAX_PARAMFILE_BYTES = 1024 * 1024
 
 
 class CLIExit(Exception):
@@ -185,19 +190,12 @@ class Command(BaseCommand):
     @staticmethod
     def _read_input_json(raw: str) -> dict[str, str]:
         if raw.startswith("file://"):
-            path = Path(raw[len("file://") :]).expanduser()
-            try:
-                raw = path.read_text(encoding="utf-8")
-            except OSError as error:
-                raise CLIExit(
-                    f"Error parsing parameter 'cli-input-json': Unable to load paramfile "
-                    f"file://{path}: {error.strerror}",
-                    EXIT_PARAMETERS,
-                ) from None
+            raw = _read_paramfile(Path(raw[len("file://") :]).expanduser())
         try:
             data = json.loads(raw)
-        except ValueError:
-            # The CLI prints the JSON it received; that would print the token.
+        except (ValueError, RecursionError):
+            # The CLI prints the JSON it received; that would print the token. RecursionError:
+            # arrays or objects nested deeper than the parser's recursion limit.
             raise CLIExit(
                 "Error parsing parameter 'cli-input-json': Invalid JSON", EXIT_PARAMETERS
             ) from None
@@ -228,3 +226,24 @@ class Command(BaseCommand):
     def _print(self, data: dict[str, Any]) -> None:
         # The CLI's JSON output: indent 4, non-ASCII kept, one trailing newline.
         self.stdout.write(json.dumps(data, indent=4, ensure_ascii=False))
+
+
+def _read_paramfile(path: Path) -> str:
+    """Return the text of a ``file://`` parameter file; CLIExit (252) if it cannot be read,
+    is larger than MAX_PARAMFILE_BYTES or is not UTF-8. Nothing of its content is echoed."""
+    prefix = f"Error parsing parameter 'cli-input-json': Unable to load paramfile file://{path}"
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PARAMFILE_BYTES + 1)
+    except OSError as error:
+        raise CLIExit(f"{prefix}: {error.strerror}", EXIT_PARAMETERS) from None
+    except ValueError:  # a NUL byte in the path
+        raise CLIExit(f"{prefix}: not a valid path", EXIT_PARAMETERS) from None
+    if len(data) > MAX_PARAMFILE_BYTES:
+        raise CLIExit(f"{prefix}: larger than {MAX_PARAMFILE_BYTES // 1024} KiB", EXIT_PARAMETERS)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CLIExit(
+            f"{prefix}: the text is not UTF-8 (save the file as UTF-8)", EXIT_PARAMETERS
+        ) from None

@@ -1,0 +1,112 @@
+"""Django's error report of an unexpected failure shows no credential in its frame locals.
+
+The HTML report (the DEBUG page, ``AdminEmailHandler(include_html=True)``, trackers reading
+frame locals) lists every local of every frame; the flows and the Cognito client mark the
+ones that hold a token, a Session, the secret, the code or the decrypted credential.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import OperationalError
+from django.views.debug import ExceptionReporter
+from rest_framework.test import APIClient
+
+from cognito_mfa import flows, statements
+from cognito_mfa.models import Enrollment
+from cognito_mfa.tokens import validate_access_token
+from tests.conftest import fresh_code
+from tests.support import MOTO_SECRET, Pool
+
+BASE = "/api/mfa/"
+
+
+def _database_gone(*args: Any, **kwargs: Any) -> Any:
+    raise OperationalError("server closed the connection unexpectedly")
+
+
+def _report(failure: pytest.ExceptionInfo[BaseException]) -> tuple[str, str]:
+    """The text and HTML reports from the flow's frame down (the test's own frame, whose
+    locals hold the token it signed in with, is left out)."""
+    tb = failure.tb.tb_next
+    reporter = ExceptionReporter(None, failure.type, failure.value, tb, is_email=True)
+    return reporter.get_traceback_text(), reporter.get_traceback_html()
+
+
+@pytest.mark.django_db
+def test_error_report_of_a_failed_verify_shows_neither_credential_nor_code(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away after Cognito said SUCCESS: ``_verify_leased`` then holds the
+    decrypted access token and the user's code."""
+    pool.create_user("alice", email="alice@example.com")
+    token = pool.access_token("alice")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    started = api.post(BASE + "enrollments/", {}, format="json").json()
+    monkeypatch.setattr(statements, "mark_verified", _database_gone)
+    code = fresh_code()
+    enrollment = Enrollment.objects.get(pk=started["id"])
+
+    with pytest.raises(OperationalError) as failure:
+        flows.verify_enrollment(flows.Context.build("api"), enrollment=enrollment, user_code=code)
+
+    text, html = _report(failure)
+    assert "_verify_leased" in text  # the frame is in the report, its locals hidden
+    assert token not in text
+    assert code not in text
+    assert token.split(".")[2] not in html
+    assert f"&#x27;{code}&#x27;" not in html
+
+
+@pytest.mark.django_db
+def test_error_report_of_a_failed_start_shows_neither_token_nor_secret(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away after AssociateSoftwareToken: the start holds the secret, the
+    otpauth URI and the access token."""
+    pool.create_user("alice", email="alice@example.com")
+    raw = pool.access_token("alice")
+    token = validate_access_token(raw)
+    user = get_user_model().objects.create(username="alice")
+    monkeypatch.setattr(statements, "insert", _database_gone)
+
+    with pytest.raises(OperationalError) as failure:
+        flows.start_enrollment(flows.Context.build("api"), user=user, token=token)
+
+    text, html = _report(failure)
+    assert "start_enrollment" in text
+    for secret in (MOTO_SECRET, raw.split(".")[2]):
+        assert secret not in text
+        assert secret not in html
+
+
+@pytest.mark.django_db
+def test_error_report_of_the_admin_verify_form_masks_the_posted_code(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.test import Client
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from cognito_mfa.admin import EnrollmentAdmin
+    from tests.admin_support import confirm_action, make_staff
+
+    started = alice_api.post(BASE + "enrollments/", {}, format="json").json()
+    seen: list[Any] = []
+
+    def crash(self: Any, request: Any, *args: Any) -> None:
+        seen.append(request)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(EnrollmentAdmin, "_verify", crash)
+    client = Client(raise_request_exception=False)
+    client.force_login(make_staff("helpdesk"))
+    code = fresh_code()
+    response = confirm_action(client, "verify_device", [started["id"]], user_code=code)
+    assert response.status_code == 500
+    posted = SafeExceptionReporterFilter().get_post_parameters(seen[0])
+    assert posted["user_code"] != code
+    assert set(posted["user_code"]) == {"*"}
