@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from django.http import Http404
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -150,6 +151,7 @@ class CognitoMFAView(APIView):
         return flows.get_enrollment_for_user(request.user, self.parse_id(enrollment_id))
 
 
+@sensitive_variables("started", "payload")
 def _started_payload(started: flows.StartedEnrollment) -> dict[str, Any]:
     enrollment = started.enrollment
     payload: dict[str, Any] = {
@@ -218,6 +220,7 @@ class EnrollmentListView(CognitoMFAView):
             "cognito_error",
         ),
     )
+    @sensitive_variables("started")
     def post(self, request: Request) -> Response:
         body = self.validated(serializers.StartEnrollmentSerializer, request)
         started = flows.start_enrollment(
@@ -269,6 +272,7 @@ class EnrollmentVerifyView(CognitoMFAView):
         errors=(*AUTHENTICATED, *VERIFY_ERRORS),
         enrollment_id=True,
     )
+    @sensitive_variables("body")
     def post(self, request: Request, enrollment_id: str) -> Response:
         # The body first: a malformed one answers 400 whatever the id, so the answer to a bad
         # body tells nothing about ids.
@@ -347,6 +351,7 @@ class ChallengeEnrollmentView(ChallengeView):
             "cognito_unavailable",
         ),
     )
+    @sensitive_variables("body", "started")
     def post(self, request: Request) -> Response:
         body = self.validated(serializers.ChallengeStartSerializer, request)
         started = flows.start_challenge_enrollment(
@@ -369,6 +374,7 @@ class ChallengeVerifyView(ChallengeView):
         errors=(*VERIFY_ERRORS, "cognito_unavailable"),
         enrollment_id=True,
     )
+    @sensitive_variables("body", "verified")
     def post(self, request: Request, enrollment_id: str) -> Response:
         body = self.validated(serializers.ChallengeVerifySerializer, request)
         enrollment = flows.get_challenge_enrollment(

@@ -18,8 +18,9 @@ from rest_framework.test import APIClient
 from cognito_mfa import flows, statements
 from cognito_mfa.models import Enrollment
 from cognito_mfa.tokens import validate_access_token
+from tests.challenge_support import Spa, configure
 from tests.conftest import fresh_code
-from tests.support import MOTO_SECRET, Pool
+from tests.support import MOTO_SECRET, Pool, create_pool
 
 BASE = "/api/mfa/"
 
@@ -110,3 +111,42 @@ def test_error_report_of_the_admin_verify_form_masks_the_posted_code(
     posted = SafeExceptionReporterFilter().get_post_parameters(seen[0])
     assert posted["user_code"] != code
     assert set(posted["user_code"]) == {"*"}
+
+
+def _report_from_the_view(failure: pytest.ExceptionInfo[BaseException]) -> str:
+    """The HTML report from the view's ``post`` down (the frames above it are Django's and the
+    test client's)."""
+    tb = failure.tb
+    while tb is not None and not (
+        tb.tb_frame.f_code.co_name == "post" and tb.tb_frame.f_code.co_filename.endswith("views.py")
+    ):
+        tb = tb.tb_next
+    assert tb is not None, "the view's frame is not in the traceback"
+    reporter = ExceptionReporter(None, failure.type, failure.value, tb, is_email=True)
+    return reporter.get_traceback_html()
+
+
+@pytest.mark.django_db
+def test_error_report_of_a_failed_challenge_verify_hides_the_views_locals(
+    moto_client: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The view's own locals (the validated body: challenge token and code) are hidden too."""
+    pool = create_pool(moto_client, mfa="ON")
+    configure(settings, pool)
+    pool.create_user("gina", email="gina@example.com", permanent=False)
+    session = Spa(pool).reach_mfa_setup("gina")
+    api = APIClient()
+    started = api.post(
+        BASE + "challenge/enrollments/", {"username": "gina", "session": session}, format="json"
+    ).json()
+    monkeypatch.setattr(statements, "mark_verified", _database_gone)
+    code = fresh_code()
+    body = {"challenge_token": started["challenge_token"], "user_code": code}
+
+    with pytest.raises(OperationalError) as failure:
+        api.post(f"{BASE}challenge/enrollments/{started['id']}/verify/", body, format="json")
+
+    html = _report_from_the_view(failure)
+    assert "ChallengeVerifyView" in html or "views.py" in html
+    assert started["challenge_token"] not in html
+    assert f"&#x27;{code}&#x27;" not in html
