@@ -38,6 +38,13 @@ def configure(settings: Any, pool: Pool, endpoint_url: str | None = None) -> Non
         settings.COGNITO_MFA_JWKS_URL = f"{endpoint_url}/{pool.pool_id}/.well-known/jwks.json"
 
 
+def mfa_setup_session(pool: Pool, username: str) -> str:
+    """Create a user with a temporary password and sign in as the SPA does, up to the
+    ``MFA_SETUP`` challenge; return its Session."""
+    pool.create_user(username, email=f"{username}@example.com", permanent=False)
+    return Spa(pool).reach_mfa_setup(username)
+
+
 def expected_secret_hash(username: str, client_id: str, client_secret: str) -> str:
     """SECRET_HASH as the Cognito docs define it, computed here independently of the app."""
     mac = hmac.new(client_secret.encode(), (username + client_id).encode(), hashlib.sha256)

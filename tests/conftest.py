@@ -127,6 +127,15 @@ def pool(moto_client: Any, settings: Any) -> Pool:
     return created
 
 
+@pytest.fixture
+def mfa_pool(moto_client: Any, settings: Any) -> Pool:
+    """A user pool that requires MFA (a new user's first sign-in meets MFA_SETUP), the app
+    configured for it."""
+    created = create_pool(moto_client, mfa="ON")
+    _configure(settings, created)
+    return created
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """moto as a real HTTP server on loopback; yields its base URL."""

@@ -22,12 +22,12 @@ from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, Failure
 from tests.challenge_support import (
     NEW_PASSWORD,
     Spa,
-    configure,
     expected_secret_hash,
+    mfa_setup_session,
     stubbed_app_client,
 )
 from tests.conftest import SignalLog, fresh_code
-from tests.support import Pool, create_pool, wrong_code
+from tests.support import Pool, wrong_code
 
 START_URL = "/api/mfa/challenge/enrollments/"
 
@@ -36,26 +36,13 @@ def verify_url(enrollment_id: Any) -> str:
     return f"/api/mfa/challenge/enrollments/{enrollment_id}/verify/"
 
 
-@pytest.fixture
-def on_pool(moto_client: Any, settings: Any) -> Pool:
-    """A pool that requires MFA (so first sign-ins get MFA_SETUP), the app pointed at it."""
-    created = create_pool(moto_client, mfa="ON")
-    configure(settings, created)
-    return created
-
-
-def mfa_setup_session(pool: Pool, username: str) -> str:
-    pool.create_user(username, email=f"{username}@example.com", permanent=False)
-    return Spa(pool).reach_mfa_setup(username)
-
-
 def start(api: APIClient, username: str, session: str, **extra: Any) -> Any:
     return api.post(START_URL, {"username": username, "session": session, **extra}, format="json")
 
 
 @pytest.fixture
-def started(api: APIClient, on_pool: Pool) -> dict[str, Any]:
-    session = mfa_setup_session(on_pool, "gina")
+def started(api: APIClient, mfa_pool: Pool) -> dict[str, Any]:
+    session = mfa_setup_session(mfa_pool, "gina")
     response = start(api, "gina", session)
     assert response.status_code == 201, response.content
     return {**response.json(), "session": session}
@@ -65,8 +52,8 @@ def started(api: APIClient, on_pool: Pool) -> dict[str, Any]:
 
 
 @pytest.mark.django_db
-def test_start_needs_no_bearer_token_and_ignores_a_bad_one(api: APIClient, on_pool: Pool) -> None:
-    session = mfa_setup_session(on_pool, "hana")
+def test_start_needs_no_bearer_token_and_ignores_a_bad_one(api: APIClient, mfa_pool: Pool) -> None:
+    session = mfa_setup_session(mfa_pool, "hana")
     api.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
     response = start(api, "hana", session)
     assert response.status_code == 201, response.content
@@ -75,9 +62,9 @@ def test_start_needs_no_bearer_token_and_ignores_a_bad_one(api: APIClient, on_po
 
 @pytest.mark.django_db
 def test_missing_wrong_or_foreign_token_answers_exactly_like_an_unknown_id(
-    api: APIClient, on_pool: Pool, started: dict[str, Any]
+    api: APIClient, mfa_pool: Pool, started: dict[str, Any]
 ) -> None:
-    other_session = mfa_setup_session(on_pool, "ivan")
+    other_session = mfa_setup_session(mfa_pool, "ivan")
     other = start(api, "ivan", other_session).json()
     code = fresh_code()
 
@@ -137,17 +124,17 @@ def test_access_token_enrollment_is_not_reachable_through_the_challenge_endpoint
 
 @pytest.mark.django_db
 def test_bearer_verify_endpoint_does_not_open_a_challenge_enrollment(
-    api: APIClient, on_pool: Pool
+    api: APIClient, mfa_pool: Pool
 ) -> None:
     # kate has a Django account and, later, a valid access token of her own; the bearer
     # endpoint must still not verify her challenge enrollment without its challenge token.
     get_user_model().objects.create(username="kate")
-    session = mfa_setup_session(on_pool, "kate")
+    session = mfa_setup_session(mfa_pool, "kate")
     enrollment_id = start(api, "kate", session).json()["id"]
-    on_pool.client.admin_set_user_password(
-        UserPoolId=on_pool.pool_id, Username="kate", Password=NEW_PASSWORD, Permanent=True
+    mfa_pool.client.admin_set_user_password(
+        UserPoolId=mfa_pool.pool_id, Username="kate", Password=NEW_PASSWORD, Permanent=True
     )
-    token = Spa(on_pool).start_password_sign_in("kate")["AuthenticationResult"]["AccessToken"]
+    token = Spa(mfa_pool).start_password_sign_in("kate")["AuthenticationResult"]["AccessToken"]
     bearer = APIClient()
     bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     response = bearer.post(
@@ -248,7 +235,7 @@ def test_malformed_code_is_rejected_before_cognito(api: APIClient, started: dict
 )
 def test_expires_at_is_capped_by_the_challenge_session_ttl(
     api: APIClient,
-    on_pool: Pool,
+    mfa_pool: Pool,
     settings: Any,
     session_ttl: Any,
     enrollment_ttl: Any,
@@ -258,7 +245,7 @@ def test_expires_at_is_capped_by_the_challenge_session_ttl(
         settings.COGNITO_MFA_CHALLENGE_SESSION_TTL = session_ttl
     if enrollment_ttl is not None:
         settings.COGNITO_MFA_ENROLLMENT_TTL = enrollment_ttl
-    response = start(api, "lena", mfa_setup_session(on_pool, "lena"))
+    response = start(api, "lena", mfa_setup_session(mfa_pool, "lena"))
     row = Enrollment.objects.get(pk=response.json()["id"])
     life = row.expires_at - row.created_at
     # The Session's clock starts when Cognito answered, a moment before the row was written.
@@ -498,9 +485,9 @@ def test_status_error_from_cognito_is_a_wrong_code(
 
 
 @pytest.mark.django_db
-def test_a_session_cannot_be_used_to_act_on_another_user(api: APIClient, on_pool: Pool) -> None:
+def test_a_session_cannot_be_used_to_act_on_another_user(api: APIClient, mfa_pool: Pool) -> None:
     # olga finished her set-up through the app: TOTP is on for her in Cognito.
-    olga = start(api, "olga", mfa_setup_session(on_pool, "olga")).json()
+    olga = start(api, "olga", mfa_setup_session(mfa_pool, "olga")).json()
     verified = api.post(
         verify_url(olga["id"]),
         {"challenge_token": olga["challenge_token"], "user_code": fresh_code()},
@@ -509,7 +496,7 @@ def test_a_session_cannot_be_used_to_act_on_another_user(api: APIClient, on_pool
     assert verified.status_code == 200, verified.content
     events_before = AuditEvent.objects.count()
     # A stranger holding a valid MFA_SETUP Session of their own names olga, then nobody.
-    stranger_session = mfa_setup_session(on_pool, "pete")
+    stranger_session = mfa_setup_session(mfa_pool, "pete")
     claims_olga = start(api, "olga", stranger_session)
     claims_nobody = start(api, "no-such-user", stranger_session)
     assert claims_olga.status_code == claims_nobody.status_code == 404
@@ -526,8 +513,10 @@ def test_a_session_cannot_be_used_to_act_on_another_user(api: APIClient, on_pool
 
 
 @pytest.mark.django_db
-def test_dead_session_on_start_is_refused_and_nothing_stored(api: APIClient, on_pool: Pool) -> None:
-    on_pool.create_user("quinn", permanent=False)
+def test_dead_session_on_start_is_refused_and_nothing_stored(
+    api: APIClient, mfa_pool: Pool
+) -> None:
+    mfa_pool.create_user("quinn", permanent=False)
     response = start(api, "quinn", "AYAB-no-such-session-" + "q" * 30)
     assert response.status_code == 401
     assert response.json()["code"] == "token_invalid"
@@ -567,7 +556,7 @@ def test_malformed_start_body_is_400_invalid(
 
 @pytest.mark.django_db
 def test_challenge_endpoints_share_a_per_address_throttle(
-    on_pool: Pool, settings: Any, started: dict[str, Any]
+    mfa_pool: Pool, settings: Any, started: dict[str, Any]
 ) -> None:
     settings.COGNITO_MFA_THROTTLE_RATES = {"start": None, "verify": None, "challenge": "2/min"}
     cache.clear()
@@ -615,9 +604,9 @@ def audit_rows(cognito_username: str) -> list[tuple[Any, ...]]:
 
 @pytest.mark.django_db(transaction=True)
 def test_without_a_django_user_events_name_nobody(
-    api: APIClient, on_pool: Pool, signal_log: SignalLog
+    api: APIClient, mfa_pool: Pool, signal_log: SignalLog
 ) -> None:
-    session = mfa_setup_session(on_pool, "rosa")
+    session = mfa_setup_session(mfa_pool, "rosa")
     started = start(api, "rosa", session).json()
     token = started["challenge_token"]
     assert (
@@ -662,16 +651,16 @@ def test_without_a_django_user_events_name_nobody(
         # The app answered MFA_SETUP itself (the default) and got the tokens.
         ("challenge_completed", "challenge", "ok", None, None, "127.0.0.1"),
     ]
-    assert on_pool.mfa_state("rosa")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+    assert mfa_pool.mfa_state("rosa")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_names_no_site_user_until_tokens_prove_it_and_lock_is_signalled(
-    api: APIClient, on_pool: Pool, signal_log: SignalLog, settings: Any
+    api: APIClient, mfa_pool: Pool, signal_log: SignalLog, settings: Any
 ) -> None:
     settings.COGNITO_MFA_MAX_ATTEMPTS = 1
     sam = get_user_model().objects.create(username="sam", email="sam@example.com")
-    started = start(api, "sam", mfa_setup_session(on_pool, "sam")).json()
+    started = start(api, "sam", mfa_setup_session(mfa_pool, "sam")).json()
     # The username is only a claim: the label shows what the caller typed, never the e-mail
     # of the site account it names.
     assert "Example%20Site:sam?" in started["otpauth_uri"]
@@ -706,11 +695,11 @@ def test_a_claim_names_no_site_user_until_tokens_prove_it_and_lock_is_signalled(
 
 @pytest.mark.django_db(transaction=True)
 def test_tokens_naming_the_claimed_user_attach_the_site_user_at_the_verify(
-    api: APIClient, on_pool: Pool, signal_log: SignalLog
+    api: APIClient, mfa_pool: Pool, signal_log: SignalLog
 ) -> None:
     sam = get_user_model().objects.create(username="sam", email="sam@example.com")
     FailureCounter.objects.create(cognito_username="sam", consecutive_failures=3)
-    started = start(api, "sam", mfa_setup_session(on_pool, "sam")).json()
+    started = start(api, "sam", mfa_setup_session(mfa_pool, "sam")).json()
     ok = api.post(
         verify_url(started["id"]),
         {"challenge_token": started["challenge_token"], "user_code": fresh_code()},
@@ -763,11 +752,11 @@ def test_mfas_can_setup_is_parsed_tolerantly(raw: Any, expected: list[str]) -> N
 
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_on_someone_mid_sign_in_neither_cancels_nor_enables_anything(
-    api: APIClient, on_pool: Pool, signal_log: SignalLog
+    api: APIClient, mfa_pool: Pool, signal_log: SignalLog
 ) -> None:
     # olga and pete both meet MFA_SETUP; pete names olga with his own Session.
-    olga = start(api, "olga", mfa_setup_session(on_pool, "olga")).json()
-    claim = start(api, "olga", mfa_setup_session(on_pool, "pete"))
+    olga = start(api, "olga", mfa_setup_session(mfa_pool, "olga")).json()
+    claim = start(api, "olga", mfa_setup_session(mfa_pool, "pete"))
     assert claim.status_code == 201  # a Session does not say whose it is, yet
     # olga's enrollment is untouched: a claim supersedes nothing.
     assert Enrollment.objects.get(pk=olga["id"]).status == "pending"
@@ -784,7 +773,7 @@ def test_a_claim_on_someone_mid_sign_in_neither_cancels_nor_enables_anything(
     claimed = Enrollment.objects.get(pk=claim.json()["id"])
     assert (claimed.status, claimed.encrypted_credential) == ("expired", None)
     assert signal_log.named("software_token_verified") == []
-    assert not on_pool.mfa_state("olga").get("UserMFASettingList")
+    assert not mfa_pool.mfa_state("olga").get("UserMFASettingList")
 
     # olga finishes her own set-up as if nothing happened.
     verified = api.post(
@@ -793,5 +782,5 @@ def test_a_claim_on_someone_mid_sign_in_neither_cancels_nor_enables_anything(
         "json",
     )
     assert verified.status_code == 200, verified.content
-    assert on_pool.mfa_state("olga")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
-    assert not on_pool.mfa_state("pete").get("UserMFASettingList")
+    assert mfa_pool.mfa_state("olga")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+    assert not mfa_pool.mfa_state("pete").get("UserMFASettingList")

@@ -14,9 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, FailureCounter
-from tests.challenge_support import Spa, configure, stubbed_app_client
+from tests.challenge_support import mfa_setup_session, stubbed_app_client
 from tests.conftest import SignalLog, fresh_code
-from tests.support import Pool, create_pool, wrong_code
+from tests.support import Pool, wrong_code
 
 START_URL = "/api/mfa/challenge/enrollments/"
 
@@ -34,25 +34,12 @@ def verify(api: APIClient, started: dict[str, Any], code: str) -> Any:
     return api.post(verify_url(started["id"]), body, format="json")
 
 
-@pytest.fixture
-def on_pool(moto_client: Any, settings: Any) -> Pool:
-    """A pool that requires MFA: a new user's first sign-in meets MFA_SETUP."""
-    created = create_pool(moto_client, mfa="ON")
-    configure(settings, created)
-    return created
-
-
-def mfa_setup_session(pool: Pool, username: str) -> str:
-    pool.create_user(username, email=f"{username}@example.com", permanent=False)
-    return Spa(pool).reach_mfa_setup(username)
-
-
 @pytest.mark.django_db
 def test_a_strangers_wrong_codes_do_not_back_the_named_user_off(
-    api: APIClient, on_pool: Pool
+    api: APIClient, mfa_pool: Pool
 ) -> None:
-    olga_session = mfa_setup_session(on_pool, "olga")
-    pete_session = mfa_setup_session(on_pool, "pete")
+    olga_session = mfa_setup_session(mfa_pool, "olga")
+    pete_session = mfa_setup_session(mfa_pool, "pete")
     # Past the budget (10 by default) over three enrollments: each locks at its own cap.
     for _ in range(3):
         claim = start(api, "olga", pete_session)
@@ -65,13 +52,13 @@ def test_a_strangers_wrong_codes_do_not_back_the_named_user_off(
 
 @pytest.mark.django_db
 def test_a_strangers_claim_is_not_among_the_named_users_enrollments(
-    api: APIClient, on_pool: Pool
+    api: APIClient, mfa_pool: Pool
 ) -> None:
-    on_pool.create_user("alice", email="alice@example.com")  # signs in, no MFA yet
+    mfa_pool.create_user("alice", email="alice@example.com")  # signs in, no MFA yet
     alice = APIClient()
-    alice.credentials(HTTP_AUTHORIZATION=f"Bearer {on_pool.access_token('alice')}")
+    alice.credentials(HTTP_AUTHORIZATION=f"Bearer {mfa_pool.access_token('alice')}")
     own = alice.post("/api/mfa/enrollments/", {}, format="json").json()
-    claim = start(api, "alice", mfa_setup_session(on_pool, "pete"), friendly_device_name="Call us")
+    claim = start(api, "alice", mfa_setup_session(mfa_pool, "pete"), friendly_device_name="Call us")
     assert claim.status_code == 201
     claim_id = claim.json()["id"]
 
@@ -90,12 +77,12 @@ def test_a_strangers_claim_is_not_among_the_named_users_enrollments(
 
 @pytest.mark.django_db(transaction=True)
 def test_without_server_side_completion_a_verified_claim_names_nobody(
-    api: APIClient, on_pool: Pool, settings: Any, signal_log: SignalLog
+    api: APIClient, mfa_pool: Pool, settings: Any, signal_log: SignalLog
 ) -> None:
     settings.COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = False
     olga = get_user_model().objects.create(username="olga")
-    on_pool.create_user("olga", permanent=False)
-    claim = start(api, "olga", mfa_setup_session(on_pool, "pete"), friendly_device_name="evil")
+    mfa_pool.create_user("olga", permanent=False)
+    claim = start(api, "olga", mfa_setup_session(mfa_pool, "pete"), friendly_device_name="evil")
     assert claim.status_code == 201
     verified = verify(api, claim.json(), fresh_code())
     assert verified.status_code == 200, verified.content
@@ -107,7 +94,7 @@ def test_without_server_side_completion_a_verified_claim_names_nobody(
     assert [kw["user"] for kw in signal_log.named("software_token_verified")] == [None]
     # The app turned nothing on (the SPA does, with its own new token): nothing is announced.
     assert signal_log.named("mfa_preference_changed") == []
-    assert not on_pool.mfa_state("pete").get("UserMFASettingList")
+    assert not mfa_pool.mfa_state("pete").get("UserMFASettingList")
     assert not olga.cognito_mfa_enrollments.exists()
 
 
@@ -150,9 +137,9 @@ def test_a_refused_server_side_completion_names_nobody(
 
 @pytest.mark.django_db
 def test_a_dead_session_tells_nothing_about_the_named_users_budget(
-    api: APIClient, on_pool: Pool
+    api: APIClient, mfa_pool: Pool
 ) -> None:
-    on_pool.create_user("olga", permanent=False)
+    mfa_pool.create_user("olga", permanent=False)
     FailureCounter.objects.create(
         cognito_username="olga",
         consecutive_failures=11,

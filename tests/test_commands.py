@@ -89,10 +89,11 @@ def test_input_skeleton_is_derived_from_the_service_model(no_cognito: None) -> N
     assert json.loads(run("--generate-cli-skeleton")[1]) == dict.fromkeys(members, "")
 
 
-def test_input_skeleton_from_the_real_command_line() -> None:
+def _manage_py(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` in a fresh process, as an operator's shell does."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    done = subprocess.run(
-        [sys.executable, "manage.py", "verify_software_token", "--generate-cli-skeleton"],
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -100,6 +101,10 @@ def test_input_skeleton_from_the_real_command_line() -> None:
         timeout=120,
         check=False,
     )
+
+
+def test_input_skeleton_from_the_real_command_line() -> None:
+    done = _manage_py("verify_software_token", "--generate-cli-skeleton")
     assert (done.returncode, done.stdout, done.stderr) == (0, AWS_CLI_INPUT_SKELETON, "")
 
 
@@ -185,22 +190,7 @@ def test_bad_parameter_files_exit_252_without_echo(
 def test_a_file_that_is_not_utf8_from_the_real_command_line(tmp_path: Path) -> None:
     path = tmp_path / "input.json"
     path.write_bytes(b'{"UserCode": "123456", "AccessToken": "\xff"}')
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "verify_software_token",
-            "--cli-input-json",
-            f"file://{path}",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _manage_py("verify_software_token", "--cli-input-json", f"file://{path}")
     assert done.returncode == 252, done.stderr[-300:]
     assert done.stdout == ""
     assert "Traceback" not in done.stderr

@@ -18,9 +18,9 @@ from rest_framework.test import APIClient
 from cognito_mfa import flows, statements
 from cognito_mfa.models import Enrollment
 from cognito_mfa.tokens import validate_access_token
-from tests.challenge_support import Spa, configure
+from tests.challenge_support import mfa_setup_session
 from tests.conftest import fresh_code
-from tests.support import MOTO_SECRET, Pool, create_pool
+from tests.support import MOTO_SECRET, Pool
 
 BASE = "/api/mfa/"
 
@@ -128,13 +128,10 @@ def _report_from_the_view(failure: pytest.ExceptionInfo[BaseException]) -> str:
 
 @pytest.mark.django_db
 def test_error_report_of_a_failed_challenge_verify_hides_the_views_locals(
-    moto_client: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+    mfa_pool: Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The view's own locals (the validated body: challenge token and code) are hidden too."""
-    pool = create_pool(moto_client, mfa="ON")
-    configure(settings, pool)
-    pool.create_user("gina", email="gina@example.com", permanent=False)
-    session = Spa(pool).reach_mfa_setup("gina")
+    session = mfa_setup_session(mfa_pool, "gina")
     api = APIClient()
     started = api.post(
         BASE + "challenge/enrollments/", {"username": "gina", "session": session}, format="json"
