@@ -544,9 +544,13 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             )
         context = self._context(request)
         done = 0
+        adapter = get_adapter()
         for name, enrollment in targets.items():
+            # The admin chose this user (a sign-in challenge row may name nobody yet): the
+            # reset's audit row and signal name the site account of that Cognito user.
+            user = enrollment.user or adapter.get_user_for_cognito_username(name)
             try:
-                flows.reset_totp(context, name, enrollment.user)
+                flows.reset_totp(context, name, user)
             except exc.CognitoMFAError as error:
                 self.message_user(
                     request,

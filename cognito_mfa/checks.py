@@ -109,27 +109,30 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return errors
 
 
-# setting: (kind, least allowed value, example for the hint). ``kind`` is how conf.py reads
-# it: "duration" (a timedelta or a number of seconds), "int" or "float". A minimum of 1 (or
-# "positive") where zero makes no sense, 0 where zero has a meaning (no leeway, no floor
-# between key fetches, back-off from the first wrong code).
-_NUMBERS: dict[str, tuple[str, str, str]] = {
-    "ENROLLMENT_TTL": ("duration", "positive", "timedelta(minutes=10)"),
-    "CHALLENGE_SESSION_TTL": ("duration", "positive", "timedelta(minutes=3)"),
-    "REAUTH_MAX_AGE": ("duration", "positive", "timedelta(minutes=15)"),
-    "RETENTION": ("duration", "positive", "timedelta(days=90)"),
-    "FAILURE_BACKOFF_BASE": ("duration", "positive", "timedelta(seconds=30)"),
-    "JWKS_CACHE_TTL": ("duration", "positive", "timedelta(hours=6)"),
-    "JWKS_MIN_REFETCH_INTERVAL": ("duration", "non-negative", "timedelta(seconds=5)"),
-    "JWT_LEEWAY": ("duration", "non-negative", "timedelta(seconds=0)"),
-    "MAX_ATTEMPTS": ("int", "positive", "5"),
-    "FAILURE_BUDGET": ("int", "non-negative", "10"),
-    "FAILURE_HARD_LIMIT": ("int", "positive", "100"),
-    "MAX_RETRY_ATTEMPTS": ("int", "positive", "3"),
-    "ADMIN_REFRESH_CONCURRENCY": ("int", "positive", "8"),
-    "UNAVAILABLE_RETRY_AFTER": ("int", "positive", "5"),
-    "CONNECT_TIMEOUT": ("float", "positive", "2.0"),
-    "READ_TIMEOUT": ("float", "positive", "5.0"),
+# setting: (kind, least allowed value, example for the hint, largest allowed value). ``kind``
+# is how conf.py reads it: "duration" (a timedelta or a number of seconds), "int" or "float".
+# A minimum of 1 (or "positive") where zero makes no sense, 0 where zero has a meaning (no
+# leeway, no floor between key fetches, back-off from the first wrong code). The maxima keep
+# the date arithmetic built on them (leases, back-offs, retention cut-offs) inside what
+# ``datetime`` can hold, far beyond any sensible value.
+_TEN_YEARS = 10 * 365 * 24 * 3600.0
+_NUMBERS: dict[str, tuple[str, str, str, float]] = {
+    "ENROLLMENT_TTL": ("duration", "positive", "timedelta(minutes=10)", _TEN_YEARS),
+    "CHALLENGE_SESSION_TTL": ("duration", "positive", "timedelta(minutes=3)", _TEN_YEARS),
+    "REAUTH_MAX_AGE": ("duration", "positive", "timedelta(minutes=15)", _TEN_YEARS),
+    "RETENTION": ("duration", "positive", "timedelta(days=90)", _TEN_YEARS),
+    "FAILURE_BACKOFF_BASE": ("duration", "positive", "timedelta(seconds=30)", _TEN_YEARS),
+    "JWKS_CACHE_TTL": ("duration", "positive", "timedelta(hours=6)", _TEN_YEARS),
+    "JWKS_MIN_REFETCH_INTERVAL": ("duration", "non-negative", "timedelta(seconds=5)", _TEN_YEARS),
+    "JWT_LEEWAY": ("duration", "non-negative", "timedelta(seconds=0)", _TEN_YEARS),
+    "MAX_ATTEMPTS": ("int", "positive", "5", 1_000_000),
+    "FAILURE_BUDGET": ("int", "non-negative", "10", 1_000_000),
+    "FAILURE_HARD_LIMIT": ("int", "positive", "100", 1_000_000),
+    "MAX_RETRY_ATTEMPTS": ("int", "positive", "3", 20),
+    "ADMIN_REFRESH_CONCURRENCY": ("int", "positive", "8", 256),
+    "UNAVAILABLE_RETRY_AFTER": ("int", "positive", "5", 86_400),
+    "CONNECT_TIMEOUT": ("float", "positive", "2.0", 300),
+    "READ_TIMEOUT": ("float", "positive", "5.0", 300),
 }
 
 _RANGE_WORDS = {
@@ -158,7 +161,7 @@ def check_number(name: str) -> list[CheckMessage]:
     Management commands that cannot rely on the start-up checks (``call_command`` skips them)
     use it to refuse a bad value before acting on it.
     """
-    kind, minimum, example = _NUMBERS[name]
+    kind, minimum, example, maximum = _NUMBERS[name]
     setting = f"COGNITO_MFA_{name}"
     hint = f"Use {_KIND_WORDS[kind]}, e.g. {example} (the default)."
     try:
@@ -172,16 +175,23 @@ def check_number(name: str) -> list[CheckMessage]:
         number, shown = value.total_seconds(), f"{value.total_seconds():g} seconds"
     else:
         number, shown = value, _short_repr(value)
-    # NaN fails both comparisons: float("nan") is a float conf.py would hand on.
-    if number > 0 if minimum == "positive" else number >= 0:
-        return []
-    return [
-        Error(
-            f"{setting} must be {_RANGE_WORDS[kind, minimum]}: got {shown}.",
-            hint=hint,
-            id="cognito_mfa.E006",
-        )
-    ]
+    # NaN fails every comparison: float("nan") is a float conf.py would hand on.
+    if not (number > 0 if minimum == "positive" else number >= 0):
+        return [
+            Error(
+                f"{setting} must be {_RANGE_WORDS[kind, minimum]}: got {shown}.",
+                hint=hint,
+                id="cognito_mfa.E006",
+            )
+        ]
+    if not number <= maximum:  # infinity too
+        limit = f"{maximum:g} seconds" if kind != "int" else f"{maximum:,}"
+        return [
+            Error(
+                f"{setting} must be at most {limit}: got {shown}.", hint=hint, id="cognito_mfa.E006"
+            )
+        ]
+    return []
 
 
 def _short_repr(value: Any) -> str:

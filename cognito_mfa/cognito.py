@@ -416,8 +416,10 @@ class CognitoClient:
         ):
             response = self.client.verify_software_token(**params)
         response = _answer(response, "VerifySoftwareToken")
-        if response.get("Status") != "SUCCESS":
-            # Fail closed: anything but SUCCESS is a rejected code.
+        status = _required_text(response, "Status", "VerifySoftwareToken")
+        if status != "SUCCESS":
+            # Fail closed: anything but SUCCESS (Cognito's other status is ERROR) is a rejected
+            # code. An answer without a Status (a proxy's page) is not the user's doing: 502.
             raise exc.InvalidCode()
         return VerifyResult(session=_text(response, "Session", "VerifySoftwareToken"))
 

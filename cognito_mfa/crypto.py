@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
 
@@ -36,11 +37,13 @@ def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
     return MultiFernet([Fernet(key) for key in keys])
 
 
+@sensitive_variables("plaintext")
 def encrypt(plaintext: str) -> bytes:
     """Encrypt ``plaintext`` under the first configured key."""
     return build_fernet().encrypt(plaintext.encode("utf-8"))
 
 
+@sensitive_variables()
 def decrypt(ciphertext: bytes | memoryview) -> str:
     """Decrypt with any configured key; raise CredentialUndecryptable if none fits."""
     try:

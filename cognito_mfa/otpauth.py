@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 import segno
+from django.views.decorators.debug import sensitive_variables
 
 # segno builds the module matrix (one bytearray per row, 1 = dark); the two small writers
 # below turn it into SVG and PNG. segno's own writers walk every pixel in Python (the PNG
@@ -21,6 +22,7 @@ PNG_SCALE = 5  # pixels per module of the PNG
 _DARK_RUN = re.compile(rb"\x01+")  # matched on the raw row: no translation to digits
 
 
+@sensitive_variables("secret")
 def build_otpauth_uri(*, secret: str, issuer: str, account: str) -> str:
     """Return the key URI authenticator apps read (issuer and label RFC 3986-encoded).
 
@@ -31,8 +33,9 @@ def build_otpauth_uri(*, secret: str, issuer: str, account: str) -> str:
     Cognito-sized secret with a short label: version 8, 49 modules a side, instead of 6 and
     41), which is slower to render and harder to scan.
     """
-    issuer_part = quote(issuer, safe="")
-    label = f"{issuer_part}:{quote(account, safe='')}"
+    # str(): an adapter may return a lazy translation, which quote() does not take.
+    issuer_part = quote(str(issuer), safe="")
+    label = f"{issuer_part}:{quote(str(account), safe='')}"
     return f"otpauth://totp/{label}?secret={quote(secret, safe='')}&issuer={issuer_part}"
 
 

@@ -565,3 +565,38 @@ def test_no_admin_page_shows_secret_token_or_session(
     for entry in LogEntry.objects.all():
         for sentinel in sentinels.values():
             assert sentinel not in entry.change_message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reset_from_a_sign_in_challenge_row_names_the_site_user(
+    mfa_pool: Pool, signal_log: SignalLog
+) -> None:
+    """A help-desk case of a pool that requires MFA: gina locked her sign-in enrollment, which
+    names no site user (its username was only a claim). The admin chose gina, so the reset's
+    audit row and signal name her site account."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from tests.challenge_support import mfa_setup_session
+
+    gina = get_user_model()._default_manager.create(username="gina")
+    api = APIClient()
+    started = api.post(
+        "/api/mfa/challenge/enrollments/",
+        {"username": "gina", "session": mfa_setup_session(mfa_pool, "gina")},
+        format="json",
+    ).json()
+    body = {"challenge_token": started["challenge_token"], "user_code": wrong_code()}
+    for _ in range(5):
+        api.post(f"/api/mfa/challenge/enrollments/{started['id']}/verify/", body, format="json")
+    row = Enrollment.objects.get(pk=started["id"])
+    assert (row.status, row.user) == ("locked", None)
+
+    client = Client()
+    client.force_login(make_staff("helpdesk"))
+    signal_log.events.clear()
+    assert confirm_action(client, "reset_totp", [started["id"]]).status_code == 302
+    reset = AuditEvent.objects.get(kind="mfa_reset")
+    assert (reset.cognito_username, reset.user_id) == ("gina", gina.pk)
+    (changed,) = signal_log.named("mfa_preference_changed")
+    assert (changed["user"], changed["enabled"], changed["source"]) == (gina, False, "admin")

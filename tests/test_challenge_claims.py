@@ -149,3 +149,28 @@ def test_a_dead_session_tells_nothing_about_the_named_users_budget(
     backing_off, unknown = start(api, "olga", junk), start(api, "nobody-at-all", junk)
     assert backing_off.status_code == unknown.status_code == 401
     assert backing_off.json() == unknown.json()
+
+
+@pytest.mark.django_db
+def test_the_upgrade_makes_earlier_unproven_claims_name_nobody(django_user_model: Any) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "cognito_mfa.migrations.0004_unproven_challenge_claims_name_nobody"
+    )
+    olga = django_user_model.objects.create(username="olga")
+    expires = timezone.now() + timedelta(minutes=3)
+
+    def row(flow: str, status: str) -> Enrollment:
+        return Enrollment.objects.create(
+            user=olga, cognito_username="olga", flow=flow, status=status, expires_at=expires
+        )
+
+    claims = [row("challenge", status) for status in ("pending", "locked", "expired")]
+    verified, own = row("challenge", "verified"), row("access_token", "cancelled")
+    migration.unproven_claims_name_nobody(apps, None)
+    assert [Enrollment.objects.get(pk=claim.pk).user for claim in claims] == [None] * 3
+    assert Enrollment.objects.get(pk=verified.pk).user == olga
+    assert Enrollment.objects.get(pk=own.pk).user == olga

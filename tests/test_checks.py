@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.checks import run_checks
 
-from cognito_mfa.checks import check_jwks_url, check_settings
+from cognito_mfa.checks import check_jwks_url, check_number, check_settings
 
 GOOD_KEY = "Vb4nU5h2q3sWm8yC0dF6gJ9kL1pR7tX2zA4bE6hN8qM="
 
@@ -392,3 +392,23 @@ def test_no_message_echoes_a_secret(settings: Any) -> None:
         text = f"{message.msg} {message.hint}"
         assert secret not in text
         assert GOOD_KEY not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("READ_TIMEOUT", float("inf")),
+        ("CONNECT_TIMEOUT", 1e14),
+        ("MAX_RETRY_ATTEMPTS", 10**12),
+        ("RETENTION", timedelta(days=365 * 100)),
+    ],
+)
+def test_e006_refuses_values_the_date_arithmetic_cannot_hold(
+    settings: Any, name: str, value: Any
+) -> None:
+    """A verify's lease is (connect + read timeout) x attempts: infinite or astronomic values
+    would make every start and verify fail."""
+    setattr(settings, f"COGNITO_MFA_{name}", value)
+    (problem,) = check_number(name)
+    assert problem.id == "cognito_mfa.E006"
+    assert "at most" in problem.msg

@@ -570,9 +570,13 @@ def test_session_flow_sends_only_the_session(settings: Any) -> None:
 
 
 def test_any_status_but_success_fails_closed() -> None:
-    for status in ("ERROR", None):
+    """Cognito's ERROR is a wrong code; an answer without a Status is not Cognito's verdict
+    on the code (a 502 that counts no attempt). Neither ever verifies."""
+    for response, error in (
+        ({"Status": "ERROR"}, exc.InvalidCode),
+        ({}, exc.CognitoConfigurationError),
+    ):
         with stubbed() as stubber:
-            response: dict[str, Any] = {} if status is None else {"Status": status}
             stubber.add_response("verify_software_token", response)
-            with pytest.raises(exc.InvalidCode):
+            with pytest.raises(error):
                 cognito.get_client().verify_software_token(access_token="t", user_code=CODE)

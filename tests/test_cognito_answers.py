@@ -146,18 +146,31 @@ def test_a_get_user_answer_of_the_wrong_shape_is_a_502(known_alice: APIClient, b
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("body", "code"),
-    [(b"{}", "invalid_code"), (b'{"Status": "SUCCESS", "Session": 5}', "cognito_error")],
-    ids=["no status", "session a number"],
+    [
+        (b"{}", "cognito_error"),
+        (b"<html><body>Bad Gateway</body></html>", "cognito_error"),
+        (b'{"Status": 1}', "cognito_error"),
+        (b'{"Status": "SUCCESS", "Session": 5}', "cognito_error"),
+        (b'{"Status": "ERROR"}', "invalid_code"),
+    ],
+    ids=["no status", "a proxy's page", "status a number", "session a number", "status ERROR"],
 )
-def test_a_verify_answer_of_the_wrong_shape_fails_closed(
+def test_a_verify_answer_without_a_readable_status_is_a_502_that_counts_nothing(
     known_alice: APIClient, started: str, body: bytes, code: str
 ) -> None:
+    """Only Cognito's own ERROR is a wrong code; an answer that is not Cognito's (a proxy's
+    page, a missing Status) is not the user's doing and spends none of their attempts."""
     with raw_answer("VerifySoftwareToken", body):
         response = known_alice.post(
             f"{BASE}enrollments/{started}/verify/", {"user_code": fresh_code()}, format="json"
         )
     assert response.json()["code"] == code
-    assert Enrollment.objects.get(pk=started).status == "pending"
+    row = Enrollment.objects.get(pk=started)
+    assert (row.status, row.attempts, row.verify_lease_until) == (
+        "pending",
+        1 if code == "invalid_code" else 0,
+        None,
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -484,3 +484,17 @@ def test_cleanup_run_as_manage_py_stops_at_the_system_check(settings: Any) -> No
 def test_cleanup_accepts_retention_in_seconds(settings: Any, db: Any) -> None:
     settings.COGNITO_MFA_RETENTION = "604800"
     assert "older than 7 day(s)." in _cleanup()
+
+
+def test_a_parameter_file_under_an_unknown_home_exits_252_without_a_traceback() -> None:
+    done = _manage_py(
+        "verify_software_token",
+        "--cli-input-json",
+        "file://~no_such_user_here/in.json",
+        "--user-code",
+        "123456",
+        "--session",
+        "abc",
+    )
+    assert done.returncode == 252, done.stderr[-300:]
+    assert "Traceback" not in done.stderr

@@ -1,7 +1,7 @@
 """Device names: every script, emoji and inner spaces pass; controls, format characters
-(bidi overrides, zero-width spaces, a BOM), surrogates, private-use and unassigned code points
-are a 400 ``invalid`` naming the field, before Cognito is called. The API and the admin's
-verify form share the rule."""
+(bidi overrides, zero-width spaces, a BOM, stray tag characters), surrogates, private-use
+characters and noncharacters are a 400 ``invalid`` naming the field, before Cognito is
+called. The API and the admin's verify form share the rule."""
 
 from __future__ import annotations
 
@@ -30,10 +30,13 @@ REFUSED = {
     "zero-width space": "pho\u200bne",
     "BOM inside": "pho\ufeffne",
     "soft hyphen": "pho\u00adne",
-    "tag characters": "phone\U000e0041\U000e0042",
+    "stray tag characters": "phone\U000e0041\U000e0042",
     "lone surrogate": "phone\ud800",
     "private use": "phone\ue000",
-    "unassigned": "phone\U0010fffe",
+    "noncharacter": "phone\U0010fffe",
+    "noncharacter in the Arabic block": "pho\ufdd0ne",
+    "tag letters without their flag": "phone\U000e0067\U000e0062\U000e007f",
+    "flag tag sequence without its cancel tag": "\U0001f3f4\U000e0067\U000e0062 phone",
     "line separator": "pho\u2028ne",
     "joiner at the edge": "\u200dphone",
     "joiners in a run": "pho\u200d\u200dne",
@@ -51,6 +54,10 @@ ACCEPTED = {
     "flag": "\U0001f1eb\U0001f1f7 phone",
     "keycap": "1\ufe0f\u20e3 phone",
     "no-break space inside": "my\u00a0phone",
+    "emoji newer than these Unicode tables": "Phone \U0001fae8",
+    "flag of Scotland (tag sequence)": (
+        "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f phone"
+    ),
 }
 
 

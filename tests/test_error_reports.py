@@ -147,3 +147,46 @@ def test_error_report_of_a_failed_challenge_verify_hides_the_views_locals(
     assert "ChallengeVerifyView" in html or "views.py" in html
     assert started["challenge_token"] not in html
     assert f"&#x27;{code}&#x27;" not in html
+
+
+@pytest.mark.django_db
+def test_error_report_of_a_failing_encryption_hides_the_credential(
+    pool: Pool, settings: Any
+) -> None:
+    """A key that is not a Fernet key (E005 at start-up, but a server may run without the
+    checks): the encryption fails with the user's access token in its ``plaintext``."""
+    pool.create_user("alice", email="alice@example.com")
+    raw = pool.access_token("alice")
+    token = validate_access_token(raw)
+    user = get_user_model().objects.create(username="alice")
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = ["not-a-fernet-key"]
+
+    with pytest.raises(ValueError) as failure:
+        flows.start_enrollment(flows.Context.build("api"), user=user, token=token)
+
+    text, html = _report(failure)
+    assert "encrypt" in text
+    assert raw.split(".")[2] not in html
+    assert MOTO_SECRET not in html
+
+
+@pytest.mark.django_db
+def test_error_report_of_a_failing_otpauth_uri_hides_the_secret(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cognito_mfa import otpauth
+
+    pool.create_user("alice", email="alice@example.com")
+    token = validate_access_token(pool.access_token("alice"))
+    user = get_user_model().objects.create(username="alice")
+
+    def failing_quote(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("quoting failed")
+
+    monkeypatch.setattr(otpauth, "quote", failing_quote)
+    with pytest.raises(RuntimeError) as failure:
+        flows.start_enrollment(flows.Context.build("api"), user=user, token=token)
+
+    text, html = _report(failure)
+    assert "build_otpauth_uri" in text
+    assert MOTO_SECRET not in html

@@ -157,3 +157,10 @@ def test_svg_converts_and_decodes_to_exactly_the_uri(uri: str, tmp_path: Path) -
     )
     assert converted.returncode == 0, converted.stderr
     assert _zbar(image) == uri
+
+
+def test_a_lazy_translation_as_issuer_is_quoted_like_text() -> None:
+    from django.utils.translation import gettext_lazy
+
+    uri = build_otpauth_uri(secret="JBSWY3DPEHPK3PXP", issuer=gettext_lazy("My Site"), account="a")
+    assert uri == "otpauth://totp/My%20Site:a?secret=JBSWY3DPEHPK3PXP&issuer=My%20Site"

@@ -190,7 +190,7 @@ class Command(BaseCommand):
     @staticmethod
     def _read_input_json(raw: str) -> dict[str, str]:
         if raw.startswith("file://"):
-            raw = _read_paramfile(Path(raw[len("file://") :]).expanduser())
+            raw = _read_paramfile(raw[len("file://") :])
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
@@ -228,17 +228,19 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(data, indent=4, ensure_ascii=False))
 
 
-def _read_paramfile(path: Path) -> str:
+def _read_paramfile(location: str) -> str:
     """Return the text of a ``file://`` parameter file; CLIExit (252) if it cannot be read,
     is larger than MAX_PARAMFILE_BYTES or is not UTF-8. Nothing of its content is echoed."""
-    prefix = f"Error parsing parameter 'cli-input-json': Unable to load paramfile file://{path}"
+    prefix = f"Error parsing parameter 'cli-input-json': Unable to load paramfile file://{location}"
     try:
-        with path.open("rb") as handle:
+        with Path(location).expanduser().open("rb") as handle:
             data = handle.read(MAX_PARAMFILE_BYTES + 1)
     except OSError as error:
         raise CLIExit(f"{prefix}: {error.strerror}", EXIT_PARAMETERS) from None
     except ValueError:  # a NUL byte in the path
         raise CLIExit(f"{prefix}: not a valid path", EXIT_PARAMETERS) from None
+    except RuntimeError:  # ~user/... naming a user without a home directory
+        raise CLIExit(f"{prefix}: no such home directory", EXIT_PARAMETERS) from None
     if len(data) > MAX_PARAMFILE_BYTES:
         raise CLIExit(f"{prefix}: larger than {MAX_PARAMFILE_BYTES // 1024} KiB", EXIT_PARAMETERS)
     try:
