@@ -46,53 +46,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="cognito_mfa.E003",
             )
         )
-        client_ids = ["unusable"]  # reported; skip the emptiness check
-    if not client_ids:
-        errors.append(
-            Error(
-                "COGNITO_MFA_APP_CLIENT_IDS is empty.",
-                hint=_hint("APP_CLIENT_IDS", '["1h57kf5cpq17m0eml12EXAMPLE"]'),
-                id="cognito_mfa.E003",
-            )
-        )
-    keys: list[str] | None
-    try:
-        keys = app_settings.ENCRYPTION_KEYS
-    except TypeError:
-        keys = None
-        errors.append(
-            Error(
-                "COGNITO_MFA_ENCRYPTION_KEYS is neither a list of Fernet keys nor a "
-                "comma-separated string.",
-                hint="List the keys newest first, e.g. [os.environ['MFA_KEY']].",
-                id="cognito_mfa.E005",
-            )
-        )
-    if keys is None:
-        pass  # the shape is wrong: reported above, nothing to decode
-    elif not keys:
-        errors.append(
-            Error(
-                "COGNITO_MFA_ENCRYPTION_KEYS is empty: stored credentials cannot be encrypted.",
-                hint="Generate a key with: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'",
-                id="cognito_mfa.E004",
-            )
-        )
     else:
-        from cryptography.fernet import Fernet
-
-        for index, key in enumerate(keys):
-            try:
-                Fernet(key)
-            except (ValueError, TypeError):
-                errors.append(
-                    Error(
-                        f"COGNITO_MFA_ENCRYPTION_KEYS[{index}] is not a valid Fernet key.",
-                        hint="A Fernet key is 32 random bytes, url-safe base64-encoded.",
-                        id="cognito_mfa.E005",
-                    )
+        if not client_ids:
+            errors.append(
+                Error(
+                    "COGNITO_MFA_APP_CLIENT_IDS is empty.",
+                    hint=_hint("APP_CLIENT_IDS", '["1h57kf5cpq17m0eml12EXAMPLE"]'),
+                    id="cognito_mfa.E003",
                 )
+            )
+    errors.extend(_check_encryption_keys())
     errors.extend(_check_numbers())
     errors.extend(check_throttle_rates())
     errors.extend(check_throttle_cache())
@@ -148,6 +111,46 @@ _KIND_WORDS = {
     "int": "a whole number",
     "float": "a number of seconds",
 }
+
+
+def _check_encryption_keys() -> list[CheckMessage]:
+    """Report an ENCRYPTION_KEYS setting of the wrong shape, an empty one, or keys that are
+    not Fernet keys."""
+    try:
+        keys = app_settings.ENCRYPTION_KEYS
+    except TypeError:
+        return [
+            Error(
+                "COGNITO_MFA_ENCRYPTION_KEYS is neither a list of Fernet keys nor a "
+                "comma-separated string.",
+                hint="List the keys newest first, e.g. [os.environ['MFA_KEY']].",
+                id="cognito_mfa.E005",
+            )
+        ]
+    if not keys:
+        return [
+            Error(
+                "COGNITO_MFA_ENCRYPTION_KEYS is empty: stored credentials cannot be encrypted.",
+                hint="Generate a key with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'",
+                id="cognito_mfa.E004",
+            )
+        ]
+    from cryptography.fernet import Fernet
+
+    problems: list[CheckMessage] = []
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            problems.append(
+                Error(
+                    f"COGNITO_MFA_ENCRYPTION_KEYS[{index}] is not a valid Fernet key.",
+                    hint="A Fernet key is 32 random bytes, url-safe base64-encoded.",
+                    id="cognito_mfa.E005",
+                )
+            )
+    return problems
 
 
 def _check_numbers() -> list[CheckMessage]:

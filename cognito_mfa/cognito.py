@@ -499,9 +499,9 @@ class CognitoClient:
         if not isinstance(parameters, dict):
             raise _unexpected(operation, "ChallengeParameters is not an object")
         result = response.get("AuthenticationResult")
-        if result is not None and not isinstance(result, dict):
-            raise _unexpected(operation, "AuthenticationResult is not an object")
         if result is not None:
+            if not isinstance(result, dict):
+                raise _unexpected(operation, "AuthenticationResult is not an object")
             _text(result, "AccessToken", operation)
         return AuthStep(
             challenge_name=_text(response, "ChallengeName", operation),

@@ -372,6 +372,21 @@ def _create_pending(
             time.sleep(0.05)
 
 
+@sensitive_variables("secret_code")
+def _otpauth_uri(context: Context, secret_code: str, cognito_username: str, user: Any) -> str:
+    """The start's otpauth URI, with the adapter's issuer and label. Built before the new row
+    is written (and an older one cancelled): whatever can still fail here, a host's hook for
+    one, then leaves the user's state as it was."""
+    from .otpauth import build_otpauth_uri
+
+    adapter = get_adapter()
+    return build_otpauth_uri(
+        secret=secret_code,
+        issuer=adapter.get_totp_issuer(context.request),
+        account=adapter.get_totp_label(cognito_username, user),
+    )
+
+
 @sensitive_variables("associated", "uri")
 def start_enrollment(
     context: Context, *, user: Any, token: AccessToken, device_name: str = ""
@@ -381,7 +396,6 @@ def start_enrollment(
     Replacing an existing TOTP needs a recent sign-in (``COGNITO_MFA_REAUTH_MAX_AGE``).
     """
     client = get_client()
-    adapter = get_adapter()
     check_failure_budget(token.username)
     # Settle a preference an earlier verify still owes first, so GetUser tells the truth.
     # A recent sign-in may start either way, so only an older one costs a GetUser. Cognito,
@@ -390,15 +404,7 @@ def start_enrollment(
     if stale and client.get_user(access_token=token.raw).software_token_mfa_enabled:
         raise exc.ReauthenticationRequired()
     associated = client.associate_software_token(access_token=token.raw)
-    from .otpauth import build_otpauth_uri
-
-    # Whatever can still fail (the adapter's issuer and label) runs before the new row is
-    # written and the older one cancelled: a failure then leaves the user's state as it was.
-    uri = build_otpauth_uri(
-        secret=associated.secret_code,
-        issuer=adapter.get_totp_issuer(context.request),
-        account=adapter.get_totp_label(token.username, user),
-    )
+    uri = _otpauth_uri(context, associated.secret_code, token.username, user)
     enrollment = _create_pending(
         context,
         user=user,
@@ -424,19 +430,11 @@ def start_challenge_enrollment(
     user's wrong-code budget is neither read nor spent here.
     """
     client = get_client()
-    adapter = get_adapter()
     associated = client.associate_software_token(session=session)
     # Cognito hands back a new Session: that one continues the challenge.
     next_session = associated.session or session
     _require_mfa_setup_candidate(cognito_username)
-    from .otpauth import build_otpauth_uri
-
-    # Built before the row is written: a failure here leaves nothing half-made behind.
-    uri = build_otpauth_uri(
-        secret=associated.secret_code,
-        issuer=adapter.get_totp_issuer(context.request),
-        account=adapter.get_totp_label(cognito_username, None),
-    )
+    uri = _otpauth_uri(context, associated.secret_code, cognito_username, None)
     challenge_token = secrets.token_urlsafe(32)
     enrollment = _create_pending(
         context,

@@ -50,6 +50,18 @@ def _error_response(error: exc.CognitoMFAError) -> Response:
     return response
 
 
+# DRF's protocol errors (405, 406, 415) with the codes of the error table. The detail is ours:
+# DRF's quotes the client's method or content type back.
+PROTOCOL_ERRORS: dict[type[drf_exceptions.APIException], tuple[str, str]] = {
+    drf_exceptions.MethodNotAllowed: ("method_not_allowed", "This method is not allowed here."),
+    drf_exceptions.NotAcceptable: ("not_acceptable", "Only application/json can be answered."),
+    drf_exceptions.UnsupportedMediaType: (
+        "unsupported_media_type",
+        "Send the body as application/json.",
+    ),
+}
+
+
 def exception_handler(error: Exception, context: dict[str, Any]) -> Response | None:
     """Turn every expected error into ``{"code", "detail", ...}`` with a stable code."""
     if isinstance(error, exc.CognitoMFAError):
@@ -73,21 +85,9 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
         return _error_response(exc.Throttled(retry_after=int(wait) + 1))
     if isinstance(error, Http404 | drf_exceptions.NotFound):
         return _error_response(exc.NotFound())
-    if isinstance(error, drf_exceptions.MethodNotAllowed):
-        return Response(
-            {"code": "method_not_allowed", "detail": "This method is not allowed here."},
-            status=405,
-        )
-    if isinstance(error, drf_exceptions.NotAcceptable):
-        return Response(
-            {"code": "not_acceptable", "detail": "Only application/json can be answered."},
-            status=406,
-        )
-    if isinstance(error, drf_exceptions.UnsupportedMediaType):
-        return Response(
-            {"code": "unsupported_media_type", "detail": "Send the body as application/json."},
-            status=415,
-        )
+    for kind, (protocol_code, detail) in PROTOCOL_ERRORS.items():
+        if isinstance(error, kind):
+            return Response({"code": protocol_code, "detail": detail}, status=error.status_code)
     if isinstance(error, drf_exceptions.APIException):
         code = error.get_codes()
         return Response(
