@@ -38,6 +38,24 @@ def configure(settings: Any, pool: Pool, endpoint_url: str | None = None) -> Non
         settings.COGNITO_MFA_JWKS_URL = f"{endpoint_url}/{pool.pool_id}/.well-known/jwks.json"
 
 
+START_URL = "/api/mfa/challenge/enrollments/"
+
+
+def verify_url(enrollment_id: Any) -> str:
+    return f"{START_URL}{enrollment_id}/verify/"
+
+
+def start(api: Any, username: str, session: str, **extra: Any) -> Any:
+    """``POST challenge/enrollments/`` as the SPA sends it."""
+    return api.post(START_URL, {"username": username, "session": session, **extra}, format="json")
+
+
+def verify(api: Any, started: dict[str, Any], code: str) -> Any:
+    """``POST challenge/enrollments/{id}/verify/`` with the start's challenge token."""
+    body = {"challenge_token": started["challenge_token"], "user_code": code}
+    return api.post(verify_url(started["id"]), body, format="json")
+
+
 def mfa_setup_session(pool: Pool, username: str) -> str:
     """Create a user with a temporary password and sign in as the SPA does, up to the
     ``MFA_SETUP`` challenge; return its Session."""

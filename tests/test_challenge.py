@@ -21,23 +21,17 @@ from cognito_mfa.conf import app_settings
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, FailureCounter
 from tests.challenge_support import (
     NEW_PASSWORD,
+    START_URL,
     Spa,
     expected_secret_hash,
     mfa_setup_session,
+    start,
     stubbed_app_client,
+    verify,
+    verify_url,
 )
 from tests.conftest import SignalLog, fresh_code
 from tests.support import Pool, wrong_code
-
-START_URL = "/api/mfa/challenge/enrollments/"
-
-
-def verify_url(enrollment_id: Any) -> str:
-    return f"/api/mfa/challenge/enrollments/{enrollment_id}/verify/"
-
-
-def start(api: APIClient, username: str, session: str, **extra: Any) -> Any:
-    return api.post(START_URL, {"username": username, "session": session, **extra}, format="json")
 
 
 @pytest.fixture
@@ -665,11 +659,7 @@ def test_a_claim_names_no_site_user_until_tokens_prove_it_and_lock_is_signalled(
     # of the site account it names.
     assert "Example%20Site:sam?" in started["otpauth_uri"]
     assert "example.com" not in started["otpauth_uri"]
-    response = api.post(
-        verify_url(started["id"]),
-        {"challenge_token": started["challenge_token"], "user_code": wrong_code()},
-        "json",
-    )
+    response = verify(api, started, wrong_code())
     assert response.status_code == 400
     assert response.json()["attempts_remaining"] == 0
 
@@ -700,11 +690,7 @@ def test_tokens_naming_the_claimed_user_attach_the_site_user_at_the_verify(
     sam = get_user_model().objects.create(username="sam", email="sam@example.com")
     FailureCounter.objects.create(cognito_username="sam", consecutive_failures=3)
     started = start(api, "sam", mfa_setup_session(mfa_pool, "sam")).json()
-    ok = api.post(
-        verify_url(started["id"]),
-        {"challenge_token": started["challenge_token"], "user_code": fresh_code()},
-        "json",
-    )
+    ok = verify(api, started, fresh_code())
     assert ok.status_code == 200, ok.content
     assert ok.json()["authentication_result"] is not None
 

@@ -14,24 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, FailureCounter
-from tests.challenge_support import mfa_setup_session, stubbed_app_client
+from tests.challenge_support import mfa_setup_session, start, stubbed_app_client, verify
 from tests.conftest import SignalLog, fresh_code
 from tests.support import Pool, wrong_code
-
-START_URL = "/api/mfa/challenge/enrollments/"
-
-
-def verify_url(enrollment_id: Any) -> str:
-    return f"{START_URL}{enrollment_id}/verify/"
-
-
-def start(api: APIClient, username: str, session: str, **extra: Any) -> Any:
-    return api.post(START_URL, {"username": username, "session": session, **extra}, format="json")
-
-
-def verify(api: APIClient, started: dict[str, Any], code: str) -> Any:
-    body = {"challenge_token": started["challenge_token"], "user_code": code}
-    return api.post(verify_url(started["id"]), body, format="json")
 
 
 @pytest.mark.django_db
