@@ -158,9 +158,9 @@ def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_
     )
     blocks = _doc_blocks()
     assert set(blocks) >= {"settings.py", "urls.py"}, blocks.keys()
-    for name, code in blocks.items():
+    for name in ("settings.py", "urls.py"):
         with (host / "hostsite" / name).open("a") as target:
-            target.write("\n" + code)
+            target.write("\n" + blocks[name])
 
     env = {
         key: value
@@ -170,15 +170,17 @@ def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_
     env.update(
         PYTHONPATH=str(site_packages),
         PYTHONDONTWRITEBYTECODE="1",
+        COGNITO_MFA_REGION="eu-west-1",
+        COGNITO_MFA_USER_POOL_ID="eu-west-1_HostSite1",
         COGNITO_MFA_APP_CLIENT_IDS="hostsite-client",
         COGNITO_MFA_ENCRYPTION_KEYS=FERNET_KEY,
     )
 
-    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+    def manage(*args: str, unset: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=host,
-            env=env,
+            env={key: value for key, value in env.items() if key != unset},
             capture_output=True,
             text=True,
             timeout=120,
@@ -196,6 +198,12 @@ def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_
 
     checked = manage("check")
     assert checked.returncode == 0, checked.stderr
+    # A host that forgets to say which pool it uses is told so, rather than quietly checking
+    # every token against the README's example pool (which answers 401 to all of them).
+    for name in ("COGNITO_MFA_REGION", "COGNITO_MFA_USER_POOL_ID"):
+        forgotten = manage("check", unset=name)
+        assert forgotten.returncode != 0, f"{name} unset, yet the site starts"
+        assert name in forgotten.stderr
     migrated = manage("migrate", "--no-input")
     assert migrated.returncode == 0, migrated.stderr
     assert "Applying cognito_mfa.0001_initial... OK" in migrated.stdout
@@ -266,3 +274,86 @@ def test_the_adapter_imports_before_django_is_set_up() -> None:
         check=False,
     )
     assert probe.returncode == 0, probe.stderr[-2000:]
+
+
+RECEIVER_PROBE = """
+import gc, json, sys
+
+import django
+
+django.setup()
+
+from django.contrib.auth import get_user_model
+
+from cognito_mfa.models import Enrollment
+from cognito_mfa.signals import software_token_verified
+
+gc.collect()  # what a long-running worker does sooner or later
+alice = get_user_model()(username="alice", email="alice@example.com")
+for user in (alice, None):  # None: a sign-in challenge that names no site account
+    software_token_verified.send(
+        sender=Enrollment, enrollment=None, user=user, request=None, source="api",
+        actor=user, friendly_device_name="Work phone",
+    )
+"""
+
+
+def test_the_readme_signal_receiver_is_called_with_debug_off(tmp_path: Path) -> None:
+    """The receiver example, put where the README says, is still connected in production.
+
+    Signals hold receivers by weak reference: a function defined inside ``ready()`` dies when
+    ``ready()`` returns, except under ``DEBUG = True``, where Django's argument check happens
+    to keep it alive. So the example must work with ``DEBUG = False``.
+    """
+    blocks = _doc_blocks()
+    app_files = {name: code for name, code in blocks.items() if "/" in name}
+    assert app_files, "the README shows the receiver in a module of an app, imported in ready()"
+    (app,) = {name.split("/")[0] for name in app_files}
+    subprocess.run(
+        [sys.executable, "-m", "django", "startproject", "hostsite", str(tmp_path)],
+        check=True,
+        timeout=60,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "django", "startapp", app],
+        check=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    for name, code in app_files.items():
+        (tmp_path / name).write_text(code)
+    outbox = tmp_path / "outbox"
+    with (tmp_path / "hostsite" / "settings.py").open("a") as settings:
+        settings.write("\n" + blocks["settings.py"])
+        settings.write(
+            f"\nINSTALLED_APPS += [{app!r}]\nDEBUG = False\nALLOWED_HOSTS = ['localhost']\n"
+            "EMAIL_BACKEND = 'django.core.mail.backends.filebased.EmailBackend'\n"
+            f"EMAIL_FILE_PATH = {str(outbox)!r}\n"
+        )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "COGNITO_MFA_", "PYTHON"))
+    }
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]),
+        PYTHONDONTWRITEBYTECODE="1",
+        DJANGO_SETTINGS_MODULE="hostsite.settings",
+        COGNITO_MFA_REGION="eu-west-1",
+        COGNITO_MFA_USER_POOL_ID="eu-west-1_HostSite1",
+        COGNITO_MFA_APP_CLIENT_IDS="hostsite-client",
+        COGNITO_MFA_ENCRYPTION_KEYS=FERNET_KEY,
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", RECEIVER_PROBE],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    sent = [path.read_text() for path in outbox.glob("*")] if outbox.exists() else []
+    assert len(sent) == 1, "the receiver was not called (or not once)"
+    assert "alice@example.com" in sent[0]
+    assert "Work phone" in sent[0]
