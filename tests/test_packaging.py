@@ -277,7 +277,7 @@ def test_the_adapter_imports_before_django_is_set_up() -> None:
 
 
 RECEIVER_PROBE = """
-import gc, json, sys
+import gc
 
 import django
 
