@@ -606,16 +606,17 @@ class EnrollmentAdmin(ChangelistInputAdmin):
                 )
         read = sum(isinstance(state, MFAState) for state in states.values())
         failed = len(states) - read
-        self.message_user(
-            request,
-            ngettext(
-                "Read the MFA state of %(count)d user from Cognito.",
-                "Read the MFA state of %(count)d users from Cognito.",
-                read,
+        if read:  # reading nobody is no success: the warning below says why
+            self.message_user(
+                request,
+                ngettext(
+                    "Read the MFA state of %(count)d user from Cognito.",
+                    "Read the MFA state of %(count)d users from Cognito.",
+                    read,
+                )
+                % {"count": read},
+                messages.SUCCESS,
             )
-            % {"count": read},
-            messages.SUCCESS,
-        )
         if failed:
             self.message_user(
                 request,

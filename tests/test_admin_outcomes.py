@@ -89,6 +89,26 @@ def test_a_reset_whose_token_removal_fails_is_audited_and_not_called_a_no_op(
     assert (changed["enabled"], changed["source"]) == (False, "admin")
 
 
+# --- Refresh: nothing read is not a success -----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_refresh_that_reads_nobody_shows_no_success_message(pool: Pool) -> None:
+    ghost = Enrollment.objects.create(
+        cognito_username="ghost",
+        flow="access_token",
+        status="expired",
+        expires_at="2030-01-01T00:00:00Z",
+    )
+    client = Client()
+    client.force_login(make_staff("helpdesk"))
+
+    page = run_action(client, "refresh_mfa_state", [ghost.pk])
+
+    assert page.status_code == 200
+    assert levelled_messages(page) == [("warning", "The MFA state of 1 user could not be read.")]
+
+
 # --- who may run what, by the action bar and by crafted POSTs -----------------------------------
 
 
