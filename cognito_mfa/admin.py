@@ -550,7 +550,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             # reset's audit row and signal name the site account of that Cognito user.
             user = enrollment.user or adapter.get_user_for_cognito_username(name)
             try:
-                flows.reset_totp(context, name, user)
+                result = flows.reset_totp(context, name, user)
             except exc.CognitoMFAError as error:
                 self.message_user(
                     request,
@@ -561,6 +561,17 @@ class EnrollmentAdmin(ChangelistInputAdmin):
                 continue
             done += 1
             self.log_change(request, enrollment, gettext("Reset the user's TOTP MFA in Cognito."))
+            if result.token_error is not None:
+                # TOTP is off, but the old authenticator is still registered in Cognito.
+                self.message_user(
+                    request,
+                    gettext(
+                        "TOTP MFA of %(name)s is off, but Cognito did not remove the "
+                        "authenticator (%(code)s); reset again to remove it."
+                    )
+                    % {"name": name, "code": result.token_error},
+                    messages.WARNING,
+                )
         if done:
             self.message_user(
                 request,
@@ -595,16 +606,17 @@ class EnrollmentAdmin(ChangelistInputAdmin):
                 )
         read = sum(isinstance(state, MFAState) for state in states.values())
         failed = len(states) - read
-        self.message_user(
-            request,
-            ngettext(
-                "Read the MFA state of %(count)d user from Cognito.",
-                "Read the MFA state of %(count)d users from Cognito.",
-                read,
+        if read:  # reading nobody is no success: the warning below says why
+            self.message_user(
+                request,
+                ngettext(
+                    "Read the MFA state of %(count)d user from Cognito.",
+                    "Read the MFA state of %(count)d users from Cognito.",
+                    read,
+                )
+                % {"count": read},
+                messages.SUCCESS,
             )
-            % {"count": read},
-            messages.SUCCESS,
-        )
         if failed:
             self.message_user(
                 request,

@@ -1089,6 +1089,8 @@ def set_preference(
 class ResetResult:
     cognito_username: str
     token_deleted: bool  # False where botocore or the endpoint has no AdminDeleteSoftwareToken
+    # The error code when AdminDeleteSoftwareToken failed after TOTP had been turned off.
+    token_error: str | None = None
 
 
 def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResult:
@@ -1100,7 +1102,14 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
     forgive_owed_preferences(cognito_username)
     client = get_client()
     client.admin_set_user_mfa_preference(username=cognito_username, enabled=False, preferred=False)
-    token_deleted = client.admin_delete_software_token(username=cognito_username)
+    token_error: str | None = None
+    try:
+        token_deleted = client.admin_delete_software_token(username=cognito_username)
+    except exc.CognitoMFAError as error:
+        # TOTP is already off in Cognito: that change is audited and announced all the same,
+        # and the caller learns that the token is still registered (a second reset removes it).
+        logger.warning("cognito_mfa: removing the software token failed with %s", error.code)
+        token_deleted, token_error = False, error.code
     with transaction.atomic():
         reset_failure_budget(cognito_username)
         _audit(
@@ -1108,10 +1117,13 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
             context,
             user=user,
             cognito_username=cognito_username,
+            outcome=token_error or "ok",
             detail={"token_deleted": token_deleted},
         )
         _announce_preference(context, user, enabled=False, preferred=False)
-    return ResetResult(cognito_username=cognito_username, token_deleted=token_deleted)
+    return ResetResult(
+        cognito_username=cognito_username, token_deleted=token_deleted, token_error=token_error
+    )
 
 
 def refresh_mfa_states(context: Context, usernames: Any) -> dict[str, MFAState | str]:
