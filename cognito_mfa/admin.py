@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -262,7 +263,10 @@ class EnrollmentAdmin(ChangelistInputAdmin):
         return super().has_change_permission(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is not None and obj.is_pending:
+        # A live pending row is ended by the Cancel action (audited, and safe against a verify
+        # in flight). Once past its expiry nothing can verify it any more, so it may go, also
+        # with its user: otherwise deleting that user would wait for the cleanup command.
+        if obj is not None and obj.is_pending and obj.expires_at > timezone.now():
             return False
         return super().has_delete_permission(request, obj)
 

@@ -202,3 +202,39 @@ def test_audit_rows_stay_read_only_for_a_superuser_posting_by_hand(pool: Pool) -
     assert list(AuditEvent.objects.values_list("pk", "kind", "outcome")) == [
         (event.pk, event.kind, event.outcome)
     ]
+
+
+# --- Deleting a user whose enrollment is pending ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_user_can_be_deleted_once_the_pending_enrollment_has_expired(pool: Pool) -> None:
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    enrollment, _, _ = start_via_api(pool, "frank")
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "x"))
+    user_delete_url = reverse("admin:auth_user_delete", args=[enrollment.user_id])
+
+    # Live: the row must be cancelled first (a verify may be on its way).
+    refused = client.post(user_delete_url, {"post": "yes"})
+    assert refused.status_code == 403
+    assert Enrollment.objects.filter(pk=enrollment.pk, status="pending").exists()
+    assert (
+        client.post(
+            reverse("admin:cognito_mfa_enrollment_delete", args=[enrollment.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+
+    # Past its expiry nothing can verify it: the user goes, and the row with them.
+    Enrollment.objects.filter(pk=enrollment.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    deleted = client.post(user_delete_url, {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not get_user_model().objects.filter(pk=enrollment.user_id).exists()
+    assert not Enrollment.objects.filter(pk=enrollment.pk).exists()
