@@ -1,0 +1,46 @@
+"""The commands as an operator's scripts run them: argparse's own errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.test_commands import _manage_py
+
+SECRET = "eyJraWQiOiJTRUNSRVQtVE9LRU4tVkFMVUUifQ.c2VjcmV0.c2ln"
+
+# Command lines argparse itself refuses; each carries a credential where a typo put it.
+PARSE_ERRORS = {
+    "misspelt option": (["--sesion", SECRET, "--user-code", "123456"], "--sesion"),
+    "misspelt option with =": ([f"--acces-token={SECRET}", "--user-code", "123456"], "--acces"),
+    "stray value": (["--session", "s" * 30, "--user-code", "123456", SECRET], "unrecognized"),
+    "ambiguous prefix with =": ([f"--s={SECRET}", "--user-code", "123456"], "ambiguous"),
+    "invalid choice": (["--generate-cli-skeleton", SECRET], "--generate-cli-skeleton"),
+    "flag given a value": ([f"--no-color={SECRET}", "--user-code", "123456"], "--no-color"),
+    "verbosity glued to a value": ([f"-v{SECRET}"], "--verbosity"),
+    "missing value": (["--user-code", "123456", "--access-token"], "--access-token"),
+}
+
+
+@pytest.mark.parametrize(("argv", "hint"), list(PARSE_ERRORS.values()), ids=list(PARSE_ERRORS))
+def test_parse_errors_on_the_command_line_exit_252_without_echo(argv: list[str], hint: str) -> None:
+    # The AWS CLI answers argparse's errors with 252, like its other parameter errors.
+    done = _manage_py("verify_software_token", *argv)
+    assert done.returncode == 252, done.stderr[-400:]
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert hint in done.stderr
+    assert "usage: manage.py verify_software_token" in done.stderr
+    assert SECRET not in done.stderr
+    assert SECRET[:20] not in done.stderr
+
+
+@pytest.mark.parametrize(("argv", "hint"), list(PARSE_ERRORS.values()), ids=list(PARSE_ERRORS))
+def test_parse_errors_under_call_command_do_not_echo(argv: list[str], hint: str) -> None:
+    with pytest.raises(CommandError) as raised:
+        call_command("verify_software_token", *argv, stdout=io.StringIO(), stderr=io.StringIO())
+    assert raised.value.returncode == 252
+    assert hint in str(raised.value)
+    assert SECRET[:20] not in str(raised.value)
