@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.test_commands import _manage_py
+from tests.test_commands import _manage_py, run
 
 SECRET = "eyJraWQiOiJTRUNSRVQtVE9LRU4tVkFMVUUifQ.c2VjcmV0.c2ln"
 
@@ -44,3 +45,22 @@ def test_parse_errors_under_call_command_do_not_echo(argv: list[str], hint: str)
     assert raised.value.returncode == 252
     assert hint in str(raised.value)
     assert SECRET[:20] not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("COGNITO_MFA_REGION", None), ("COGNITO_MFA_ENDPOINT_URL", "not a url")],
+)
+def test_a_client_the_settings_cannot_build_exits_253(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, setting: str, value: Any
+) -> None:
+    # No region anywhere, or an endpoint that is no URL: boto3 builds no client and nothing is
+    # sent. The AWS CLI exits 253 for a configuration it cannot use; a traceback exits 1.
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    setattr(settings, setting, value)
+    code, out, err = run("--access-token", SECRET, "--user-code", "123456")
+    assert code == 253, err
+    assert out == ""
+    assert err.startswith("\nThe Cognito client could not be built from the settings: ")
+    assert SECRET not in err

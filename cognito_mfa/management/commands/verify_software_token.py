@@ -160,7 +160,17 @@ class Command(BaseCommand):
             self._print(cli_skeleton(OPERATION, "output"))
             return
         try:
-            response = get_client().verify_software_token_raw(
+            client = get_client()
+        except Exception as error:
+            # Nothing was sent: the settings (region, endpoint, adapter) make no client. Only
+            # settings are in the message, never what was given on the command line.
+            raise CLIExit(
+                "The Cognito client could not be built from the settings: "
+                f"{type(error).__name__}: {error}",
+                EXIT_CONFIGURATION,
+            ) from None
+        try:
+            response = client.verify_software_token_raw(
                 access_token=params.get("AccessToken"),
                 session=params.get("Session"),
                 user_code=params["UserCode"],
