@@ -1,13 +1,17 @@
-"""The commands as an operator's scripts run them: argparse's own errors."""
+"""The commands as an operator's scripts run them: argparse's errors, unusable settings, -v 0."""
 
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from cognito_mfa import crypto
+from cognito_mfa.models import Enrollment
 from tests.test_commands import _manage_py, run
 
 SECRET = "eyJraWQiOiJTRUNSRVQtVE9LRU4tVkFMVUUifQ.c2VjcmV0.c2ln"
@@ -64,3 +68,30 @@ def test_a_client_the_settings_cannot_build_exits_253(
     assert out == ""
     assert err.startswith("\nThe Cognito client could not be built from the settings: ")
     assert SECRET not in err
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["cleanup_enrollments", "rotate_encryption_keys"])
+def test_housekeeping_commands_print_nothing_at_verbosity_0(command: str) -> None:
+    # Django's --verbosity 0 means no output: from cron, a run that went well mails nothing.
+    out = io.StringIO()
+    call_command(command, verbosity=0, stdout=out)
+    assert out.getvalue() == ""
+    out = io.StringIO()
+    call_command(command, stdout=out)
+    assert out.getvalue() != ""
+
+
+@pytest.mark.django_db
+def test_a_failure_still_speaks_at_verbosity_0(settings: Any) -> None:
+    now = timezone.now()
+    Enrollment.objects.create(
+        cognito_username="kept",
+        flow="access_token",
+        expires_at=now + timedelta(minutes=10),
+        credential_expires_at=now + timedelta(hours=1),
+        encrypted_credential=crypto.encrypt("a-token"),
+    )
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = ["1CQ1pyomd3W0JVXCvGA2zvd8jlpRSd-gKKLjD4Ht4eg="]
+    with pytest.raises(CommandError, match="cannot be decrypted"):
+        call_command("rotate_encryption_keys", verbosity=0, stdout=io.StringIO())
