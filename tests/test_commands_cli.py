@@ -95,3 +95,20 @@ def test_a_failure_still_speaks_at_verbosity_0(settings: Any) -> None:
     settings.COGNITO_MFA_ENCRYPTION_KEYS = ["1CQ1pyomd3W0JVXCvGA2zvd8jlpRSd-gKKLjD4Ht4eg="]
     with pytest.raises(CommandError, match="cannot be decrypted"):
         call_command("rotate_encryption_keys", verbosity=0, stdout=io.StringIO())
+
+
+def test_called_from_python_a_refusal_is_a_command_error_not_system_exit() -> None:
+    # Django's rule for call_command: CommandError (with the exit code), never SystemExit,
+    # which passes through `except Exception` and ends the web or task worker that called it.
+    err = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "verify_software_token",
+            *("--access-token", SECRET, "--user-code", "12345"),
+            stdout=io.StringIO(),
+            stderr=err,
+        )
+    assert raised.value.returncode == 252
+    assert "parameter UserCode" in str(raised.value)
+    assert "parameter UserCode" in err.getvalue()
+    assert SECRET not in str(raised.value) + err.getvalue()

@@ -7,7 +7,8 @@ must be 6 ASCII digits before anything is sent; empty strings in ``--cli-input-j
 absent (so the skeleton can be filled in partly); a ``file://`` parameter file must be UTF-8
 and at most 1 MiB; error text is ours, never Cognito's (which can contain the token); nothing
 given is ever echoed. Exit codes follow AWS CLI v2: 252 bad parameters, 253 configuration,
-254 Cognito refused, 255 Cognito unreachable.
+254 Cognito refused, 255 Cognito unreachable; from ``call_command``, a CommandError with
+that ``returncode``.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ class Command(BaseCommand):
             self._run(options)
         except CLIExit as stop:
             self.stderr.write("\n" + stop.message, style_func=lambda text: text)
+            if not getattr(self, "_called_from_command_line", False):
+                # call_command: Django's way. SystemExit would pass `except Exception` and end
+                # the web or task worker that called it.
+                raise CommandError(stop.message, returncode=stop.returncode) from None
             sys.exit(stop.returncode)
 
     # --- the steps ----------------------------------------------------------------------
