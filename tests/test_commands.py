@@ -44,8 +44,8 @@ def run(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
         call_command("verify_software_token", *args, stdout=out, stderr=err)
-    except SystemExit as stop:
-        return int(stop.code or 0), out.getvalue(), err.getvalue()
+    except CommandError as stop:  # called from Python: the CLI's exit code, no SystemExit
+        return stop.returncode, out.getvalue(), err.getvalue()
     return 0, out.getvalue(), err.getvalue()
 
 

@@ -37,10 +37,11 @@ class Command(BaseCommand):
         except (ValueError, TypeError) as error:
             raise CommandError(f"COGNITO_MFA_ENCRYPTION_KEYS is not usable: {error}") from None
         verb = "would be re-encrypted" if options["dry_run"] else "re-encrypted"
-        self.stdout.write(f"{report.rotated} {verb} under the current key")
-        self.stdout.write(f"{report.current} already under the current key")
-        self.stdout.write(f"{report.changed} finished or rotated elsewhere meanwhile (skipped)")
-        self.stdout.write(f"{report.undecryptable} not decryptable with any configured key")
+        if options["verbosity"] >= 1:  # 0: silent, so a scheduled run reports only a failure
+            self.stdout.write(f"{report.rotated} {verb} under the current key")
+            self.stdout.write(f"{report.current} already under the current key")
+            self.stdout.write(f"{report.changed} finished or rotated elsewhere meanwhile (skipped)")
+            self.stdout.write(f"{report.undecryptable} not decryptable with any configured key")
         if report.undecryptable:
             raise CommandError(
                 f"{report.undecryptable} stored credential(s) cannot be decrypted: put back the "

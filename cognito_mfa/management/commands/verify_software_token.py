@@ -7,17 +7,19 @@ must be 6 ASCII digits before anything is sent; empty strings in ``--cli-input-j
 absent (so the skeleton can be filled in partly); a ``file://`` parameter file must be UTF-8
 and at most 1 MiB; error text is ours, never Cognito's (which can contain the token); nothing
 given is ever echoed. Exit codes follow AWS CLI v2: 252 bad parameters, 253 configuration,
-254 Cognito refused, 255 Cognito unreachable.
+254 Cognito refused, 255 Cognito unreachable; from ``call_command``, a CommandError with
+that ``returncode``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cognito_mfa import exceptions as exc
 from cognito_mfa.cognito import cli_skeleton, get_client
@@ -58,6 +60,35 @@ SAFE_MESSAGES = {
 MAX_PARAMFILE_BYTES = 1024 * 1024
 
 
+# argparse's messages that quote what was typed (a token put after a misspelt option, say):
+# the quoted part is replaced. "unrecognized arguments" is composed in CLIParser.parse_args.
+ECHOED_VALUES = [
+    (re.compile(r"(ambiguous option: [^=\s]+)=.*( could match )", re.S), r"\1=<value>\2"),
+    (re.compile(r"(invalid choice: ).*( \(choose from [^()]*\))$", re.S), r"\1<value>\2"),
+    (re.compile(r"(invalid \w+ value: |ignored explicit argument ).*$", re.S), r"\1<value>"),
+]
+
+
+class CLIParser(CommandParser):
+    """Django's parser answering its own errors like the AWS CLI: exit 252, no value quoted."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # argparse would list the extras themselves; name only the options among them.
+            names = " ".join(extra.split("=", 1)[0] for extra in extras if extra.startswith("-"))
+            self.error(f"unrecognized arguments: {names or '(a value)'}; values are not shown")
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, replacement in ECHOED_VALUES:
+            message = pattern.sub(replacement, message)
+        if self.called_from_command_line:
+            sys.stderr.write(f"\n{self.format_usage()}\n{self.prog}: error: {message}\n")
+            sys.exit(EXIT_PARAMETERS)
+        raise CommandError(f"Error: {message}", returncode=EXIT_PARAMETERS)
+
+
 class CLIExit(Exception):
     """Stop with the AWS CLI's error text on stderr and a CLI exit code."""
 
@@ -75,6 +106,12 @@ class Command(BaseCommand):
     )
     requires_system_checks: list[str] = []
     requires_migrations_checks = False
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # Django builds a CommandParser itself; only its error handling is replaced.
+        parser.__class__ = CLIParser
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--access-token", dest="access_token", metavar="<value>")
@@ -110,6 +147,10 @@ class Command(BaseCommand):
             self._run(options)
         except CLIExit as stop:
             self.stderr.write("\n" + stop.message, style_func=lambda text: text)
+            if not getattr(self, "_called_from_command_line", False):
+                # call_command: Django's way. SystemExit would pass `except Exception` and end
+                # the web or task worker that called it.
+                raise CommandError(stop.message, returncode=stop.returncode) from None
             sys.exit(stop.returncode)
 
     # --- the steps ----------------------------------------------------------------------
@@ -124,7 +165,17 @@ class Command(BaseCommand):
             self._print(cli_skeleton(OPERATION, "output"))
             return
         try:
-            response = get_client().verify_software_token_raw(
+            client = get_client()
+        except Exception as error:
+            # Nothing was sent: the settings (region, endpoint, adapter) make no client. Only
+            # settings are in the message, never what was given on the command line.
+            raise CLIExit(
+                "The Cognito client could not be built from the settings: "
+                f"{type(error).__name__}: {error}",
+                EXIT_CONFIGURATION,
+            ) from None
+        try:
+            response = client.verify_software_token_raw(
                 access_token=params.get("AccessToken"),
                 session=params.get("Session"),
                 user_code=params["UserCode"],
