@@ -222,6 +222,7 @@
 
   // --- signing in ---------------------------------------------------------------------------
   function resetToSignIn() {
+    forgetSecret();
     account = null;
     challenge = null;
     enrollment = null;
@@ -317,6 +318,7 @@
   }
 
   function loadAccount() {
+    forgetSecret();
     enrollment = null;
     show("view-account");
     return api("GET", "status/").then(renderStatus);
@@ -377,6 +379,18 @@
     });
   }
 
+  // The key is shown once, for one enrollment: once that enrollment is over (verified, locked,
+  // expired, cancelled, or the user signed out) it leaves the page, hidden views included.
+  function forgetSecret() {
+    $("qr-code").removeAttribute("src");
+    $("secret-code").textContent = "";
+    $("copy-status").textContent = "";
+    $("user-code").value = "";
+    if (enrollment) {
+      enrollment.secret = null;
+    }
+  }
+
   // A locked, expired or finished enrollment's QR code and key are useless: take them away.
   function setEnrollmentOpen(open) {
     ["enroll-intro", "qr-block", "secret-block", "verify-form"].forEach(function (id) {
@@ -388,6 +402,7 @@
   function enrollmentOver(error) {
     if (ENROLLMENT_OVER.indexOf(error.code) >= 0 || (error.code === "invalid_code" && error.data.attempts_remaining === 0)) {
       setEnrollmentOpen(false);
+      forgetSecret();
     }
   }
 
@@ -398,6 +413,7 @@
       body.friendly_device_name = name;
     }
     return api("POST", "enrollments/" + enrollment.id + "/verify/", body).then(function (result) {
+      forgetSecret();
       enrollment = null;
       $("verified-text").textContent = result.mfa_enabled
         ? "Your authenticator app is set up" +
@@ -414,6 +430,7 @@
       challenge_token: current.challengeToken,
       user_code: code,
     }).then(function (result) {
+      forgetSecret();
       enrollment = null;
       if (result.authentication_result) {
         signedIn(current.username, result.authentication_result.AccessToken);
@@ -479,7 +496,7 @@
 
   // --- copy the secret ----------------------------------------------------------------------
   $("copy-secret").addEventListener("click", function () {
-    var secret = enrollment ? enrollment.secret : "";
+    var secret = (enrollment && enrollment.secret) || "";
     var done = function () {
       $("copy-status").textContent = "Copied.";
     };
