@@ -182,6 +182,8 @@
         return "Too many wrong codes: this setup is locked. Start again to get a new QR code.";
       case "enrollment_not_pending":
         return "This setup is already finished or was cancelled. Start again if you need a new one.";
+      case "start_busy":
+        return "A code for your previous setup is being checked right now. Try again in a moment.";
       case "enrollment_expired":
         return "This setup expired before a code was confirmed. Start again to get a new QR code.";
       case "throttled":
@@ -365,9 +367,19 @@
   function startAccountEnrollment() {
     var name = $("device-name").value.trim();
     var body = name ? { friendly_device_name: name } : {};
-    return api("POST", "enrollments/", body).then(function (data) {
-      renderEnrollment(data, "account");
-    });
+    return api("POST", "enrollments/", body).then(
+      function (data) {
+        renderEnrollment(data, "account");
+      },
+      function (error) {
+        // On a start this code means the older setup's code is being checked right now (in
+        // another tab, say): nothing is over, the start can simply be repeated.
+        if (error.code === "enrollment_not_pending") {
+          error.code = "start_busy";
+        }
+        throw error;
+      }
+    );
   }
 
   function startChallengeEnrollment() {
