@@ -259,3 +259,86 @@ def test_wrong_password_locked_and_cancelled_enrollments(
     expect(page.locator("#view-account")).to_be_visible()
     expect(page.locator("#status-pending-row")).to_be_hidden()
     assert sorted(Enrollment.objects.values_list("status", flat=True)) == ["cancelled", "locked"]
+
+
+def secret_on_page(page: Any, secret: str) -> list[str]:
+    """Where the page still holds the TOTP key or its QR code (hidden elements included)."""
+    html = page.content()
+    found = [form for form in (secret, secret.upper(), grouped(secret)) if form in html]
+    if page.get_attribute("#qr-code", "src"):
+        found.append("#qr-code src")
+    return found
+
+
+def test_the_key_and_qr_code_leave_the_page_when_the_enrollment_ends(
+    page: Any, demo_pool: SeededPool, settings: Any
+) -> None:
+    """Shown once means gone from the DOM once the enrollment is over: verified, locked, or
+    left by signing out (the next person at this browser must not find it in a hidden view)."""
+    settings.COGNITO_MFA_MAX_ATTEMPTS = 1
+    sign_in(page, READY_USER.username, READY_USER.password)
+    with page.expect_response(
+        lambda response: (
+            urlsplit(response.url).path == "/api/mfa/enrollments/"
+            and response.request.method == "POST"
+        )
+    ) as answer:
+        page.click("#start-enrollment")
+    secret = answer.value.json()["secret_code"]
+    expect(page.locator("#secret-code")).to_have_text(grouped(secret))
+    assert secret_on_page(page, secret) != []
+
+    # Locked by a wrong code: the view closes, and the key is gone with it.
+    page.fill("#user-code", wrong_code(secret))
+    page.click("#verify-button")
+    expect(page.locator("#restart-row")).to_be_visible()
+    assert secret_on_page(page, secret) == []
+
+    # Verified.
+    page.click("#restart-enrollment")
+    expect(page.locator("#secret-code")).to_have_text(grouped(secret))
+    page.fill("#user-code", fresh_code(secret))
+    page.click("#verify-button")
+    expect(page.locator("#view-verified")).to_be_visible()
+    assert secret_on_page(page, secret) == []
+
+    # Signed out in the middle of an enrollment.
+    page.click("#back-to-account")
+    expect(page.locator("#status-totp")).to_have_text("On")
+    page.click("#start-enrollment")
+    expect(page.locator("#secret-code")).to_have_text(grouped(secret))
+    page.click("#sign-out")
+    expect(page.locator("#view-sign-in")).to_be_visible()
+    assert secret_on_page(page, secret) == []
+
+
+def test_a_start_refused_while_the_older_code_is_being_checked_says_to_try_again(
+    page: Any, demo_pool: SeededPool, settings: Any
+) -> None:
+    """On a start, 409 ``enrollment_not_pending`` means the older enrollment's verify is still
+    running (another tab or a double submit): the page must say "try again in a moment", not
+    that a setup was finished or cancelled."""
+    # A short verify lease, so the start gives up waiting within a couple of seconds.
+    settings.COGNITO_MFA_CONNECT_TIMEOUT = 0.2
+    settings.COGNITO_MFA_READ_TIMEOUT = 0.2
+    settings.COGNITO_MFA_MAX_RETRY_ATTEMPTS = 1
+    sign_in(page, READY_USER.username, READY_USER.password)
+    page.click("#start-enrollment")
+    expect(page.locator("#qr-code")).to_be_visible()
+    # That tab is verifying a code: its request holds the lease while Cognito answers.
+    Enrollment.objects.filter(status="pending").update(
+        verify_lease_until=Enrollment.objects.get().expires_at
+    )
+
+    other_tab = page.context.new_page()
+    sign_in(other_tab, READY_USER.username, READY_USER.password)
+    expect(other_tab.locator("#status-pending-row")).to_be_visible()
+    with other_tab.expect_response(
+        lambda response: (
+            urlsplit(response.url).path == "/api/mfa/enrollments/"
+            and response.request.method == "POST"
+        )
+    ) as answer:
+        other_tab.click("#start-enrollment")
+    assert (answer.value.status, answer.value.json()["code"]) == (409, "enrollment_not_pending")
+    expect(other_tab.locator("#message")).to_contain_text("Try again in a moment")

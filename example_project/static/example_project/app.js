@@ -182,6 +182,8 @@
         return "Too many wrong codes: this setup is locked. Start again to get a new QR code.";
       case "enrollment_not_pending":
         return "This setup is already finished or was cancelled. Start again if you need a new one.";
+      case "start_busy":
+        return "A code for your previous setup is being checked right now. Try again in a moment.";
       case "enrollment_expired":
         return "This setup expired before a code was confirmed. Start again to get a new QR code.";
       case "throttled":
@@ -222,6 +224,7 @@
 
   // --- signing in ---------------------------------------------------------------------------
   function resetToSignIn() {
+    forgetSecret();
     account = null;
     challenge = null;
     enrollment = null;
@@ -317,6 +320,7 @@
   }
 
   function loadAccount() {
+    forgetSecret();
     enrollment = null;
     show("view-account");
     return api("GET", "status/").then(renderStatus);
@@ -363,9 +367,19 @@
   function startAccountEnrollment() {
     var name = $("device-name").value.trim();
     var body = name ? { friendly_device_name: name } : {};
-    return api("POST", "enrollments/", body).then(function (data) {
-      renderEnrollment(data, "account");
-    });
+    return api("POST", "enrollments/", body).then(
+      function (data) {
+        renderEnrollment(data, "account");
+      },
+      function (error) {
+        // On a start this code means the older setup's code is being checked right now (in
+        // another tab, say): nothing is over, the start can simply be repeated.
+        if (error.code === "enrollment_not_pending") {
+          error.code = "start_busy";
+        }
+        throw error;
+      }
+    );
   }
 
   function startChallengeEnrollment() {
@@ -375,6 +389,18 @@
     }).then(function (data) {
       renderEnrollment(data, "challenge");
     });
+  }
+
+  // The key is shown once, for one enrollment: once that enrollment is over (verified, locked,
+  // expired, cancelled, or the user signed out) it leaves the page, hidden views included.
+  function forgetSecret() {
+    $("qr-code").removeAttribute("src");
+    $("secret-code").textContent = "";
+    $("copy-status").textContent = "";
+    $("user-code").value = "";
+    if (enrollment) {
+      enrollment.secret = null;
+    }
   }
 
   // A locked, expired or finished enrollment's QR code and key are useless: take them away.
@@ -388,6 +414,7 @@
   function enrollmentOver(error) {
     if (ENROLLMENT_OVER.indexOf(error.code) >= 0 || (error.code === "invalid_code" && error.data.attempts_remaining === 0)) {
       setEnrollmentOpen(false);
+      forgetSecret();
     }
   }
 
@@ -398,6 +425,7 @@
       body.friendly_device_name = name;
     }
     return api("POST", "enrollments/" + enrollment.id + "/verify/", body).then(function (result) {
+      forgetSecret();
       enrollment = null;
       $("verified-text").textContent = result.mfa_enabled
         ? "Your authenticator app is set up" +
@@ -414,6 +442,7 @@
       challenge_token: current.challengeToken,
       user_code: code,
     }).then(function (result) {
+      forgetSecret();
       enrollment = null;
       if (result.authentication_result) {
         signedIn(current.username, result.authentication_result.AccessToken);
@@ -479,7 +508,7 @@
 
   // --- copy the secret ----------------------------------------------------------------------
   $("copy-secret").addEventListener("click", function () {
-    var secret = enrollment ? enrollment.secret : "";
+    var secret = (enrollment && enrollment.secret) || "";
     var done = function () {
       $("copy-status").textContent = "Copied.";
     };
