@@ -6,17 +6,21 @@ import threading
 import tracemalloc
 from collections.abc import Callable
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from cognito_mfa import flows
+from cognito_mfa import crypto, flows
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.admin_support import make_staff
 
@@ -243,3 +247,28 @@ def test_purging_on_several_hosts_at_once_deletes_each_row_once(settings: Any) -
     assert sum(counts) == len(ids)
     assert not Enrollment.objects.exists()
     assert AuditEvent.objects.filter(enrollment__isnull=True).count() == len(ids)
+
+
+# --- rotate_encryption_keys: a batch size that is not a positive number -----------------------
+
+
+@pytest.mark.parametrize("size", ["0", "-5"])
+@pytest.mark.django_db
+def test_rotation_refuses_a_batch_size_below_one_before_changing_anything(
+    settings: Any, size: str
+) -> None:
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = [old_key]
+    now = timezone.now()
+    row = Enrollment.objects.create(
+        cognito_username="pending",
+        flow="access_token",
+        expires_at=now + timedelta(minutes=10),
+        encrypted_credential=crypto.encrypt("credential"),
+    )
+    before = bytes(row.encrypted_credential)
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = [new_key, old_key]
+    with pytest.raises(CommandError, match=r"--batch-size must be a whole number of 1 or more"):
+        call_command("rotate_encryption_keys", "--batch-size", size, stdout=StringIO())
+    row.refresh_from_db()
+    assert bytes(row.encrypted_credential) == before
