@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -272,3 +273,79 @@ def test_rotation_refuses_a_batch_size_below_one_before_changing_anything(
         call_command("rotate_encryption_keys", "--batch-size", size, stdout=StringIO())
     row.refresh_from_db()
     assert bytes(row.encrypted_credential) == before
+
+
+# --- migrations: forwards with data written by each older schema, and back --------------------
+
+APP = "cognito_mfa"
+LATEST = "0004_unproven_challenge_claims_name_nobody"
+
+
+def _migrate(name: str | None) -> Any:
+    """Migrate cognito_mfa to ``name`` (None: zero); return the models of that state."""
+    MigrationExecutor(connection).migrate([(APP, name)])
+    executor = MigrationExecutor(connection)
+    return executor.loader.project_state([(APP, name)] if name else []).apps
+
+
+@pytest.fixture
+def back_to_latest() -> Iterator[None]:
+    """Leave the test database at the latest migration, however the test ended."""
+    yield
+    tables = set(connection.introspection.table_names())
+    with connection.cursor() as cursor:
+        for model in (AuditEvent, Enrollment):
+            if model._meta.db_table in tables:
+                cursor.execute(f"DELETE FROM {model._meta.db_table}")
+    _migrate(LATEST)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrations_forwards_keep_older_rows_and_back_to_zero(back_to_latest: None) -> None:
+    user_model = get_user_model()
+    alice = user_model.objects.create(username="alice")
+    mallory = user_model.objects.create(username="mallory")
+    now = timezone.now()
+    _migrate(None)
+
+    apps = _migrate("0001_initial")
+    historical = apps.get_model(APP, "Enrollment")
+    claim = historical.objects.create(  # 0001 named the claimed user from the start
+        user_id=alice.pk, cognito_username="alice", flow="challenge", expires_at=now
+    )
+    proven = historical.objects.create(
+        user_id=alice.pk,
+        cognito_username="alice",
+        flow="challenge",
+        status="verified",
+        expires_at=now,
+        finished_at=now,
+    )
+    apps.get_model(APP, "AuditEvent").objects.create(
+        enrollment_id=claim.pk, user_id=alice.pk, kind="started", source="challenge"
+    )
+
+    apps = _migrate("0002_one_pending_per_proven_user")
+    historical = apps.get_model(APP, "Enrollment")
+    own = historical.objects.create(  # allowed from 0002: beside a pending sign-in claim
+        user_id=alice.pk, cognito_username="alice", flow="access_token", expires_at=now
+    )
+    historical.objects.create(
+        user_id=mallory.pk, cognito_username="mallory", flow="access_token", expires_at=now
+    )
+
+    _migrate("0003_enrollment_user_proven_by_tokens")
+    _migrate(LATEST)
+    assert Enrollment.objects.get(pk=claim.pk).user_id is None
+    assert Enrollment.objects.get(pk=proven.pk).user_id == alice.pk
+    assert Enrollment.objects.get(pk=own.pk).user_id == alice.pk
+    assert AuditEvent.objects.get().enrollment_id == claim.pk
+
+    # Back to 0001: alice holds two pending rows, which 0001's constraints forbid. The
+    # migration says so and what to do, instead of failing on a unique index.
+    with pytest.raises(RuntimeError, match=r"1 Cognito username.*cleanup_enrollments"):
+        _migrate("0001_initial")
+    assert Enrollment.objects.filter(status="pending").count() == 3
+    Enrollment.objects.filter(pk=claim.pk).update(status="expired", finished_at=now)
+    _migrate("0001_initial")
+    _migrate(None)
