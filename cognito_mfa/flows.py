@@ -1228,7 +1228,9 @@ def expire_stale_enrollments(context: Context, *, batch_size: int = 500) -> int:
                 expired += 1
 
 
-def purge_finished(older_than: timedelta | None = None) -> tuple[int, int]:
+def purge_finished(
+    older_than: timedelta | None = None, *, batch_size: int = 500
+) -> tuple[int, int]:
     """Delete finished enrollments and audit events older than the retention period.
 
     Return ``(enrollments, audit events)`` deleted. Pending rows are never deleted here.
@@ -1240,8 +1242,22 @@ def purge_finished(older_than: timedelta | None = None) -> tuple[int, int]:
     finished = Enrollment.objects.filter(status__in=TERMINAL_STATUSES).filter(
         Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
     )
-    _, per_model = finished.delete()
-    return per_model.get(Enrollment._meta.label, 0), events
+    # Batch by batch, each in its own transaction: ``delete()`` loads every row it deletes
+    # (the audit events' SET_NULL needs them), so one call on a large backlog would hold all of
+    # them in memory and keep them locked until the end. Walking the primary key reads each
+    # row once however many batches there are; rows another host deleted meanwhile count there.
+    deleted = 0
+    last: Any = None
+    while True:
+        page = finished.order_by("pk")
+        if last is not None:
+            page = page.filter(pk__gt=last)
+        batch = list(page.values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            return deleted, events
+        last = batch[-1]
+        _, per_model = finished.filter(pk__in=batch).delete()
+        deleted += per_model.get(Enrollment._meta.label, 0)
 
 
 def complete_owed_preferences(context: Context) -> tuple[int, int]:

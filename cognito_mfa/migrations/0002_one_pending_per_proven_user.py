@@ -4,6 +4,31 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def refuse_pending_rows_0001_forbids(apps, schema_editor):
+    """Before going back to 0001: stop with what to do if its constraints cannot be restored.
+
+    0001 allowed one pending enrollment per user and per Cognito username whatever the flow;
+    from 0002 on, sign-in challenges in progress may sit beside another pending row.
+    """
+    pending = apps.get_model("cognito_mfa", "Enrollment").objects.filter(status="pending")
+    clashes = {
+        field: pending.filter(**{f"{field}__isnull": False})
+        .values(field)
+        .annotate(rows=models.Count("pk"))
+        .filter(rows__gt=1)
+        .count()
+        for field in ("user", "cognito_username")
+    }
+    if any(clashes.values()):
+        raise RuntimeError(
+            f"Cannot migrate cognito_mfa back before 0002: {clashes['user']} user(s) and "
+            f"{clashes['cognito_username']} Cognito username(s) have more than one pending "
+            "enrollment, which 0001 does not allow. Nothing was changed by this migration. "
+            "Wait until they are past their expiry and run `manage.py cleanup_enrollments` "
+            "(or cancel them in the admin), then migrate again."
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -28,4 +53,6 @@ class Migration(migrations.Migration):
             model_name='enrollment',
             constraint=models.UniqueConstraint(condition=models.Q(('flow', 'access_token'), ('status', 'pending')), fields=('cognito_username',), name='cognito_mfa_one_pending_per_cognito_user'),
         ),
+        # Runs first when migrating back.
+        migrations.RunPython(migrations.RunPython.noop, refuse_pending_rows_0001_forbids),
     ]

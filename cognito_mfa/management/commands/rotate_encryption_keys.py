@@ -30,6 +30,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["batch_size"] < 1:
+            # Refused, not read as 1: a wrong value is reported, never quietly run row by row.
+            raise CommandError("--batch-size must be a whole number of 1 or more.")
         try:
             report = rotate_stored_credentials(
                 batch_size=options["batch_size"], dry_run=options["dry_run"]
