@@ -281,15 +281,40 @@ class _VerifyInFlight(Exception):
     """An older pending enrollment is being verified right now: wait, then start again."""
 
 
+class _KeysCrossed(Exception):
+    """The pending enrollment to replace was written after our key was asked for."""
+
+    def __init__(self, written_at: datetime) -> None:
+        self.written_at = written_at
+
+
+# Each AssociateSoftwareToken replaces the user's key in Cognito, and two starts of one user
+# whose calls overlap reach Cognito in an order the app cannot see. A start therefore replaces
+# only a pending row written before it asked for its key; otherwise it asks again, so that the
+# key it shows is the one Cognito holds. Three asks at most, then 409 (try again). Rows written
+# on another host compare by that host's clock: a clock behind ours by more than the time
+# between the two asks would hide the crossing, which NTP-synchronised hosts keep to a few ms.
+KEY_ASKS = 3
+KEY_ASK_WAIT_MAX = 1.0  # seconds; a row stamped further ahead comes from a clock that is off
+
+
 def _cancel_pending_for(
-    context: Context, *, user: Any, cognito_username: str, timestamp: datetime
+    context: Context,
+    *,
+    user: Any,
+    cognito_username: str,
+    timestamp: datetime,
+    key_asked_at: datetime | None = None,
 ) -> None:
     """Cancel the older pending enrollment(s) of a proven user (access-token flow), inside the
     caller's transaction. Raise _VerifyInFlight if one of them holds a live verify lease: its
-    code may be accepted by Cognito this very moment, so it must finish first."""
+    code may be accepted by Cognito this very moment, so it must finish first. Raise
+    _KeysCrossed if one was written after ``key_asked_at`` (see KEY_ASKS)."""
     for old in statements.pending_enrollments_to_replace(user, cognito_username):
         if old.verify_lease_until is not None and old.verify_lease_until > timestamp:
             raise _VerifyInFlight()
+        if key_asked_at is not None and old.created_at > key_asked_at:
+            raise _KeysCrossed(old.created_at)
         if old.user_id == user.pk:
             old.user = user  # the audit row reads it; saves a query
         _finish(old, EnrollmentStatus.CANCELLED, timestamp)
@@ -322,9 +347,11 @@ def _create_pending(
     credential_expires_at: datetime,
     device_name: str,
     challenge_token_hash: str = "",
+    key_asked_at: datetime | None = None,
 ) -> Enrollment:
     """Create the new pending enrollment; for a proven user (access-token flow) cancel the
     older pending one first, retrying a lost race and waiting out a verify in flight.
+    ``key_asked_at``: when the key shown with this enrollment was asked of Cognito.
 
     A sign-in challenge supersedes nothing: the username it names is only a claim until
     Cognito hands out tokens, so it must not be able to cancel anyone's enrollment.
@@ -342,7 +369,11 @@ def _create_pending(
                     # in a SimpleLazyObject.
                     statements.lock_user_row(user)
                     _cancel_pending_for(
-                        context, user=user, cognito_username=cognito_username, timestamp=timestamp
+                        context,
+                        user=user,
+                        cognito_username=cognito_username,
+                        timestamp=timestamp,
+                        key_asked_at=key_asked_at,
                     )
                 enrollment = Enrollment(
                     user=user,
@@ -403,20 +434,31 @@ def start_enrollment(
     stale = not is_recent_authentication(token)
     if stale and client.get_user(access_token=token.raw).software_token_mfa_enabled:
         raise exc.ReauthenticationRequired()
-    associated = client.associate_software_token(access_token=token.raw)
-    uri = _otpauth_uri(context, associated.secret_code, token.username, user)
-    enrollment = _create_pending(
-        context,
-        user=user,
-        cognito_username=token.username,
-        flow=EnrollmentFlow.ACCESS_TOKEN,
-        credential=token.raw,
-        credential_expires_at=token.expires_at,
-        device_name=device_name,
-    )
-    return StartedEnrollment(
-        enrollment=enrollment, secret_code=associated.secret_code, otpauth_uri=uri
-    )
+    for _ in range(KEY_ASKS):
+        key_asked_at = now()
+        associated = client.associate_software_token(access_token=token.raw)
+        uri = _otpauth_uri(context, associated.secret_code, token.username, user)
+        try:
+            enrollment = _create_pending(
+                context,
+                user=user,
+                cognito_username=token.username,
+                flow=EnrollmentFlow.ACCESS_TOKEN,
+                credential=token.raw,
+                credential_expires_at=token.expires_at,
+                device_name=device_name,
+                key_asked_at=key_asked_at,
+            )
+        except _KeysCrossed as crossed:
+            # Another start of this user asked for a key while we did: ask again, once its row
+            # is older than our question by our clock too.
+            wait = (crossed.written_at - now()).total_seconds()
+            time.sleep(min(max(wait, 0), KEY_ASK_WAIT_MAX) + 0.001)
+            continue
+        return StartedEnrollment(
+            enrollment=enrollment, secret_code=associated.secret_code, otpauth_uri=uri
+        )
+    raise exc.EnrollmentNotPending("Another start of this user is in progress; try again.")
 
 
 @sensitive_variables("session", "associated", "next_session", "challenge_token", "uri")

@@ -188,8 +188,15 @@ def test_ten_starts_for_one_user_leave_one_pending(site_: Site) -> None:
         lambda _: requests.post(site.api("enrollments/"), json={}, headers=headers, timeout=60),
     )
 
-    assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
-    ids = {r.json()["id"] for r in responses}
+    # A start whose key request crossed another's asks again (each AssociateSoftwareToken
+    # replaces the key); one that keeps crossing answers 409, try again, and writes nothing.
+    started = [r for r in responses if r.status_code == 201]
+    refused = [r for r in responses if r.status_code != 201]
+    assert started, [r.text for r in responses]
+    assert all(
+        r.status_code == 409 and r.json()["code"] == "enrollment_not_pending" for r in refused
+    ), [r.text for r in refused]
+    ids = {r.json()["id"] for r in started}
     rows = dict(
         site.sql(
             "SELECT status, count(*) FROM cognito_mfa_enrollment"
@@ -197,15 +204,16 @@ def test_ten_starts_for_one_user_leave_one_pending(site_: Site) -> None:
             username,
         )
     )
-    assert rows == {"pending": 1, "cancelled": 9}
+    expected = {"pending": 1, "cancelled": len(started) - 1}
+    assert rows == {status: count for status, count in expected.items() if count}
     (pending_id,) = site.sql(
         "SELECT id::text FROM cognito_mfa_enrollment WHERE cognito_username = %s"
         " AND status = 'pending'",
         username,
     )[0]
     assert pending_id in ids
-    assert site.signals("enrollment_started") >= 10
-    assert site.proxy.count("AssociateSoftwareToken") == 10
+    assert site.signals("enrollment_started") >= len(started)
+    assert 10 <= site.proxy.count("AssociateSoftwareToken") <= 10 * 3
 
 
 def _can_lock_now(site: Site, table: str, key: str) -> bool:

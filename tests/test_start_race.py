@@ -1,0 +1,103 @@
+"""Two starts of one user whose AssociateSoftwareToken calls cross.
+
+Each AssociateSoftwareToken replaces the user's key in Cognito, so the enrollment left pending
+must be the one whose key was asked for last; otherwise the user scans a key Cognito no longer
+holds and every code answers ``invalid_code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from cognito_mfa import flows
+from cognito_mfa.cognito import AssociateResult, get_client
+from cognito_mfa.models import Enrollment
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+START_URL = "/api/mfa/enrollments/"
+
+
+class KeyIssuer:
+    """Stand in for Cognito's key per call (moto hands every user the same one): the n-th
+    AssociateSoftwareToken returns KEY<n>, and Cognito holds the last one handed out."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.client = get_client()
+        self.answer = self.client.associate_software_token
+        self.keys: list[str] = []
+        self.during_first_call: Any = None
+        monkeypatch.setattr(self.client, "associate_software_token", self.associate)
+
+    def associate(self, **params: Any) -> AssociateResult:
+        self.answer(**params)  # moto still checks the token
+        key = f"KEY{len(self.keys) + 1}"
+        self.keys.append(key)
+        if len(self.keys) == 1 and self.during_first_call is not None:
+            # Cognito has handed out KEY1; its answer is still on the way when another start of
+            # the same user runs from beginning to end.
+            self.during_first_call()
+        return AssociateResult(secret_code=key, session=None)
+
+    @property
+    def held(self) -> str:
+        return self.keys[-1]
+
+
+def _start(api: APIClient) -> dict[str, Any]:
+    response = api.post(START_URL, {}, format="json")
+    assert response.status_code == 201, response.content
+    return dict(response.json())
+
+
+def test_the_pending_enrollment_shows_the_key_cognito_holds_when_two_starts_cross(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer = KeyIssuer(monkeypatch)
+    other_tab: dict[str, Any] = {}
+    issuer.during_first_call = lambda: other_tab.update(_start(alice_api))
+
+    first_tab = _start(alice_api)
+
+    pending = Enrollment.objects.get(status="pending")
+    shown = {first_tab["id"]: first_tab["secret_code"], other_tab["id"]: other_tab["secret_code"]}
+    assert shown[str(pending.pk)] == issuer.held
+    assert len(issuer.keys) == 3  # the crossed start asked once more
+    assert Enrollment.objects.get(pk=other_tab["id"]).status == "cancelled"
+
+
+def test_a_later_start_asks_for_one_key(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _start(alice_api)
+    issuer = KeyIssuer(monkeypatch)
+
+    again = _start(alice_api)
+
+    assert issuer.keys == ["KEY1"]
+    assert again["secret_code"] == issuer.held
+    assert Enrollment.objects.get(status="pending").pk.hex == again["id"].replace("-", "")
+
+
+def test_starts_that_keep_crossing_give_up_with_409_and_change_nothing(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = _start(alice_api)
+    issuer = KeyIssuer(monkeypatch)
+
+    def rewrite_the_older_row(**params: Any) -> AssociateResult:
+        # Every time this start asks for a key, the pending row looks freshly written.
+        Enrollment.objects.filter(pk=older["id"]).update(created_at=flows.now())
+        return issuer.associate(**params)
+
+    monkeypatch.setattr(issuer.client, "associate_software_token", rewrite_the_older_row)
+
+    response = alice_api.post(START_URL, {}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "enrollment_not_pending"
+    assert len(issuer.keys) == flows.KEY_ASKS
+    assert list(Enrollment.objects.values_list("status", flat=True)) == ["pending"]
