@@ -94,8 +94,11 @@ class Throttled(CognitoMFAError):
     status = 429
     default_detail = "Too many attempts. Try again later."
 
-    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str | None = None, *, retry_after: int = 1, reset_required: bool = False
+    ) -> None:
+        # reset_required: waiting will not help (the hard limit); only an admin reset does.
+        super().__init__(detail, **({"reset_required": True} if reset_required else {}))
         self.retry_after = max(1, int(retry_after))
 
 

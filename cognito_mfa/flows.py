@@ -542,6 +542,7 @@ def check_failure_budget(cognito_username: str) -> bool:
         raise exc.Throttled(
             "Too many wrong codes. Ask the site's help desk to reset your MFA.",
             retry_after=3600,
+            reset_required=True,
         )
     if blocked_until is not None and blocked_until > now():
         wait = (blocked_until - now()).total_seconds()

@@ -47,7 +47,12 @@ ERRORS: dict[str, tuple[int, str]] = {
     "enrollment_not_pending": (409, "Already verified or cancelled, or a verify is running."),
     "enrollment_expired": (410, "Past `expires_at`, or Cognito no longer accepts its credential."),
     "unsupported_media_type": (415, "The body is not `application/json`."),
-    "throttled": (429, "Rate limit or wrong-code back-off; see the `Retry-After` header."),
+    "throttled": (
+        429,
+        "Rate limit or wrong-code back-off; see the `Retry-After` header. With "
+        "`reset_required: true` (COGNITO_MFA_FAILURE_HARD_LIMIT reached) waiting does not "
+        "help: only the help desk's reset does.",
+    ),
     "cognito_error": (502, "Cognito refused for a configuration reason (logged)."),
     "cognito_unavailable": (
         503,

@@ -178,7 +178,8 @@ class ChallengeVerifiedSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """``{"code", "detail", "fields"?, "attempts_remaining"?}`` (for the OpenAPI schema)."""
+    """``{"code", "detail", "fields"?, "attempts_remaining"?, "reset_required"?}`` (for the
+    OpenAPI schema)."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
         # "fields" cannot be a class attribute: it would shadow Serializer.fields.
@@ -187,4 +188,5 @@ class ErrorSerializer(serializers.Serializer):
             "detail": serializers.CharField(),
             "fields": serializers.DictField(required=False),
             "attempts_remaining": serializers.IntegerField(required=False, allow_null=True),
+            "reset_required": serializers.BooleanField(required=False),
         }

@@ -52,10 +52,12 @@ def _started(api: APIClient) -> str:
     return str(response.json()["id"])
 
 
-def _assert_throttled(response: Any, retry_after: int) -> None:
+def _assert_throttled(response: Any, retry_after: int, *, reset_required: bool = False) -> None:
     assert response.status_code == 429, response.content
     assert response.json()["code"] == "throttled"
     assert response["Retry-After"] == str(retry_after)
+    # Only the hard limit says so: a back-off wears off by itself.
+    assert response.json().get("reset_required", False) is reset_required
 
 
 def test_backoff_doubles_survives_a_new_enrollment_and_resets_after_success(
@@ -114,12 +116,12 @@ def test_never_more_than_the_hard_limit_of_consecutive_failures(
     assert FailureCounter.objects.get(cognito_username="alice").consecutive_failures == 100
     assert sends.sends["VerifySoftwareToken"] == 100
 
-    _assert_throttled(_start(alice_api), 3600)
+    _assert_throttled(_start(alice_api), 3600, reset_required=True)
 
     # Time does not wear the hard limit off (a fresh sign-in two days later: still refused).
     clock.shift(timedelta(days=2))
     alice_api.credentials(HTTP_AUTHORIZATION=f"Bearer {pool.access_token('alice')}")
-    _assert_throttled(_start(alice_api), 3600)
+    _assert_throttled(_start(alice_api), 3600, reset_required=True)
     assert sends.sends["VerifySoftwareToken"] == 100
 
     # Until the help desk resets it.
