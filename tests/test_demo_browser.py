@@ -342,3 +342,27 @@ def test_a_start_refused_while_the_older_code_is_being_checked_says_to_try_again
         other_tab.click("#start-enrollment")
     assert (answer.value.status, answer.value.json()["code"]) == (409, "enrollment_not_pending")
     expect(other_tab.locator("#message")).to_contain_text("Try again in a moment")
+
+
+def test_the_hard_limit_sends_the_user_to_the_help_desk(page: Any, demo_pool: SeededPool) -> None:
+    """Past ``COGNITO_MFA_FAILURE_HARD_LIMIT`` waiting does not help: the page must say so
+    rather than count down a ``Retry-After`` that will only be refused again."""
+    from cognito_mfa.conf import app_settings
+    from cognito_mfa.models import FailureCounter
+
+    FailureCounter.objects.create(
+        cognito_username=READY_USER.username,
+        consecutive_failures=app_settings.FAILURE_HARD_LIMIT,
+    )
+    sign_in(page, READY_USER.username, READY_USER.password)
+    with page.expect_response(
+        lambda response: (
+            urlsplit(response.url).path == "/api/mfa/enrollments/"
+            and response.request.method == "POST"
+        )
+    ) as answer:
+        page.click("#start-enrollment")
+    assert answer.value.status == 429
+    assert answer.value.json()["reset_required"] is True
+    expect(page.locator("#message")).to_contain_text("ask the help desk")
+    expect(page.locator("#message")).not_to_contain_text("Please wait")

@@ -187,6 +187,9 @@
       case "enrollment_expired":
         return "This setup expired before a code was confirmed. Start again to get a new QR code.";
       case "throttled":
+        if (data.reset_required) {
+          return "Too many wrong codes on this account. Waiting will not help: ask the help desk to reset your two-step sign-in.";
+        }
         return "Too many attempts. Please wait " + seconds(error, 60) + " and try again.";
       case "cognito_unavailable":
         return (
