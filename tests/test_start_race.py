@@ -7,9 +7,12 @@ holds and every code answers ``invalid_code``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cognito_mfa import flows
@@ -101,3 +104,21 @@ def test_starts_that_keep_crossing_give_up_with_409_and_change_nothing(
     assert response.json()["code"] == "enrollment_not_pending"
     assert len(issuer.keys) == flows.KEY_ASKS
     assert list(Enrollment.objects.values_list("status", flat=True)) == ["pending"]
+
+
+def test_a_row_stamped_by_a_clock_far_ahead_is_replaced_as_before(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A host's test travelled forward to start, then came back (or another host's clock runs
+    # minutes ahead): the row is stamped in our future, which no crossing can explain. The
+    # start replaces it with one key, as it did before starts compared stamps.
+    with time_machine.travel(timezone.now() + timedelta(minutes=5)):
+        older = _start(alice_api)
+    issuer = KeyIssuer(monkeypatch)
+
+    again = _start(alice_api)
+
+    assert issuer.keys == ["KEY1"]
+    assert again["secret_code"] == issuer.held
+    assert Enrollment.objects.get(pk=older["id"]).status == "cancelled"
+    assert Enrollment.objects.get(status="pending").pk.hex == again["id"].replace("-", "")
