@@ -264,10 +264,15 @@ class EnrollmentAdmin(ChangelistInputAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A live pending row is ended by the Cancel action (audited, and safe against a verify
-        # in flight). Once past its expiry nothing can verify it any more, so it may go, also
-        # with its user: otherwise deleting that user would wait for the cleanup command.
-        if obj is not None and obj.is_pending and obj.expires_at > timezone.now():
-            return False
+        # in flight). Once past its expiry, and its verify lease if any (a verify that claimed it
+        # before the expiry is still waiting for Cognito), nothing can verify it any more, so it
+        # may go, also with its user: otherwise deleting that user would wait for the cleanup
+        # command.
+        if obj is not None and obj.is_pending:
+            timestamp = timezone.now()
+            lease = obj.verify_lease_until
+            if obj.expires_at > timestamp or (lease is not None and lease > timestamp):
+                return False
         return super().has_delete_permission(request, obj)
 
     def has_verify_permission(self, request: HttpRequest) -> bool:

@@ -238,3 +238,43 @@ def test_a_user_can_be_deleted_once_the_pending_enrollment_has_expired(pool: Poo
     assert deleted.status_code == 302
     assert not get_user_model().objects.filter(pk=enrollment.user_id).exists()
     assert not Enrollment.objects.filter(pk=enrollment.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_expired_pending_enrollment_is_not_deleted_while_its_verify_is_in_flight(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    enrollment, token, _ = start_via_api(pool, "grace")
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "x"))
+    client = get_client()
+    answer = client.verify_software_token
+    deletes: list[int] = []
+
+    def verify_while_the_clock_passes_expiry(**params: Any) -> Any:
+        # The lease was claimed before expires_at; while Cognito answers, the row expires and
+        # the help desk deletes the user. The verify must still end as a verify.
+        Enrollment.objects.filter(pk=enrollment.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        url = reverse("admin:auth_user_delete", args=[enrollment.user_id])
+        deletes.append(admin.post(url, {"post": "yes"}).status_code)
+        return answer(**params)
+
+    monkeypatch.setattr(client, "verify_software_token", verify_while_the_clock_passes_expiry)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    response = api.post(
+        f"/api/mfa/enrollments/{enrollment.pk}/verify/", {"user_code": fresh_code()}, format="json"
+    )
+
+    assert deletes == [403]  # a verify holding the lease finishes first, as for the cleanup
+    assert response.status_code == 200, response.content
+    assert Enrollment.objects.get(pk=enrollment.pk).status == "verified"
