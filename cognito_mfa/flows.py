@@ -314,11 +314,14 @@ def _cancel_pending_for(
     for old in statements.pending_enrollments_to_replace(user, cognito_username):
         if old.verify_lease_until is not None and old.verify_lease_until > timestamp:
             raise _VerifyInFlight()
-        if key_asked_at is not None and old.created_at > key_asked_at:
-            # Stamped further ahead of our clock than any crossing explains: a clock that is
-            # off (or a test's time travel), not a key asked for meanwhile; replace it as is.
-            if (old.created_at - now()).total_seconds() <= KEY_ASK_WAIT_MAX:
-                raise _KeysCrossed(old.created_at)
+        # A row stamped further ahead of our clock than KEY_ASK_WAIT_MAX tells of a clock that
+        # is off (or a test's time travel), not of a key asked for meanwhile: replaced as is.
+        if (
+            key_asked_at is not None
+            and old.created_at > key_asked_at
+            and (old.created_at - now()).total_seconds() <= KEY_ASK_WAIT_MAX
+        ):
+            raise _KeysCrossed(old.created_at)
         if old.user_id == user.pk:
             old.user = user  # the audit row reads it; saves a query
         _finish(old, EnrollmentStatus.CANCELLED, timestamp)
