@@ -316,8 +316,11 @@ def _cancel_pending_for(
             raise _VerifyInFlight()
         # A row stamped further ahead of our clock than KEY_ASK_WAIT_MAX tells of a clock that
         # is off (or a test's time travel), not of a key asked for meanwhile: replaced as is.
+        # A sign-in challenge row only claims this username (anyone holding a Session of their
+        # own may name it), so it must not be able to make the user's starts ask again.
         if (
             key_asked_at is not None
+            and old.flow == EnrollmentFlow.ACCESS_TOKEN
             and old.created_at > key_asked_at
             and (old.created_at - now()).total_seconds() <= KEY_ASK_WAIT_MAX
         ):

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from cognito_mfa import flows
 from cognito_mfa.cognito import AssociateResult, get_client
-from cognito_mfa.models import Enrollment
+from cognito_mfa.models import Enrollment, EnrollmentFlow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,3 +122,22 @@ def test_a_row_stamped_by_a_clock_far_ahead_is_replaced_as_before(
     assert again["secret_code"] == issuer.held
     assert Enrollment.objects.get(pk=older["id"]).status == "cancelled"
     assert Enrollment.objects.get(status="pending").pk.hex == again["id"].replace("-", "")
+
+
+def test_a_sign_in_challenge_row_naming_the_user_does_not_make_the_start_ask_again(
+    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone holding an ``MFA_SETUP`` Session of their own can write a challenge row naming
+    this username; it must not cost the user's starts extra key requests or a 409."""
+    issuer = KeyIssuer(monkeypatch)
+    issuer.during_first_call = lambda: Enrollment.objects.create(
+        cognito_username="alice",
+        flow=EnrollmentFlow.CHALLENGE,
+        created_at=flows.now(),
+        expires_at=flows.now() + timedelta(minutes=3),
+    )
+
+    started = _start(alice_api)
+
+    assert issuer.keys == ["KEY1"]
+    assert started["secret_code"] == "KEY1"

@@ -183,7 +183,7 @@
       case "enrollment_not_pending":
         return "This setup is already finished or was cancelled. Start again if you need a new one.";
       case "start_busy":
-        return "A code for your previous setup is being checked right now. Try again in a moment.";
+        return "Another setup of your account is being started or checked right now. Try again in a moment.";
       case "enrollment_expired":
         return "This setup expired before a code was confirmed. Start again to get a new QR code.";
       case "throttled":
