@@ -118,6 +118,18 @@ def grouped(secret: str) -> str:
     return " ".join(upper[index : index + 4] for index in range(0, len(upper), 4))
 
 
+def start_enrollment(page: Any) -> Any:
+    """Click "Set up" and return the answer to the page's ``POST enrollments/``."""
+    with page.expect_response(
+        lambda response: (
+            urlsplit(response.url).path == "/api/mfa/enrollments/"
+            and response.request.method == "POST"
+        )
+    ) as answer:
+        page.click("#start-enrollment")
+    return answer.value
+
+
 def test_enroll_by_scanning_the_qr_code_then_turn_totp_off(
     page: Any, demo_pool: SeededPool, cognito: Any, tmp_path: Path
 ) -> None:
@@ -127,15 +139,9 @@ def test_enroll_by_scanning_the_qr_code_then_turn_totp_off(
     expect(page.locator("#turn-off")).to_be_hidden()
 
     page.fill("#device-name", "Alice's phone")
-    with page.expect_response(
-        lambda response: (
-            urlsplit(response.url).path == "/api/mfa/enrollments/"
-            and response.request.method == "POST"
-        )
-    ) as answer:
-        page.click("#start-enrollment")
-    assert answer.value.status == 201
-    started = answer.value.json()
+    answer = start_enrollment(page)
+    assert answer.status == 201
+    started = answer.json()
     secret = started["secret_code"]
     assert parse_qs(urlsplit(started["otpauth_uri"]).query)["secret"] == [secret]
 
@@ -277,14 +283,8 @@ def test_the_key_and_qr_code_leave_the_page_when_the_enrollment_ends(
     left by signing out (the next person at this browser must not find it in a hidden view)."""
     settings.COGNITO_MFA_MAX_ATTEMPTS = 1
     sign_in(page, READY_USER.username, READY_USER.password)
-    with page.expect_response(
-        lambda response: (
-            urlsplit(response.url).path == "/api/mfa/enrollments/"
-            and response.request.method == "POST"
-        )
-    ) as answer:
-        page.click("#start-enrollment")
-    secret = answer.value.json()["secret_code"]
+    answer = start_enrollment(page)
+    secret = answer.json()["secret_code"]
     expect(page.locator("#secret-code")).to_have_text(grouped(secret))
     assert secret_on_page(page, secret) != []
 
@@ -333,14 +333,8 @@ def test_a_start_refused_while_the_older_code_is_being_checked_says_to_try_again
     other_tab = page.context.new_page()
     sign_in(other_tab, READY_USER.username, READY_USER.password)
     expect(other_tab.locator("#status-pending-row")).to_be_visible()
-    with other_tab.expect_response(
-        lambda response: (
-            urlsplit(response.url).path == "/api/mfa/enrollments/"
-            and response.request.method == "POST"
-        )
-    ) as answer:
-        other_tab.click("#start-enrollment")
-    assert (answer.value.status, answer.value.json()["code"]) == (409, "enrollment_not_pending")
+    answer = start_enrollment(other_tab)
+    assert (answer.status, answer.json()["code"]) == (409, "enrollment_not_pending")
     expect(other_tab.locator("#message")).to_contain_text("Try again in a moment")
 
 
@@ -355,14 +349,8 @@ def test_the_hard_limit_sends_the_user_to_the_help_desk(page: Any, demo_pool: Se
         consecutive_failures=app_settings.FAILURE_HARD_LIMIT,
     )
     sign_in(page, READY_USER.username, READY_USER.password)
-    with page.expect_response(
-        lambda response: (
-            urlsplit(response.url).path == "/api/mfa/enrollments/"
-            and response.request.method == "POST"
-        )
-    ) as answer:
-        page.click("#start-enrollment")
-    assert answer.value.status == 429
-    assert answer.value.json()["reset_required"] is True
+    answer = start_enrollment(page)
+    assert answer.status == 429
+    assert answer.json()["reset_required"] is True
     expect(page.locator("#message")).to_contain_text("ask the help desk")
     expect(page.locator("#message")).not_to_contain_text("Please wait")
