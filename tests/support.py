@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from django.db import connections
 from django.dispatch import Signal
 
 from cognito_mfa import signals
@@ -118,3 +122,25 @@ def create_pool(client: Any, *, mfa: str = "OPTIONAL", with_secret: bool = False
         ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]
     return Pool(client, pool_id, app["ClientId"], app.get("ClientSecret"))
+
+
+Result = TypeVar("Result")
+
+
+def run_as_hosts(count: int, work: Callable[[], Result]) -> list[Result]:
+    """Run ``work`` in ``count`` threads released at once, as cron would on ``count`` hosts.
+
+    Each thread has its own database connection (closed when it is done); an exception in
+    any thread is raised here.
+    """
+    barrier = threading.Barrier(count)
+
+    def host(_: int) -> Result:
+        try:
+            barrier.wait(timeout=30)
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(host, range(count), timeout=120))

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from cognito_mfa.cognito import get_client
 from cognito_mfa.management.commands import verify_software_token as command_module
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.conftest import SignalLog, fresh_code
-from tests.support import Pool, wrong_code
+from tests.support import Pool, run_as_hosts, wrong_code
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -415,27 +414,7 @@ def test_cleanup_completes_owed_preferences(pool: Pool) -> None:
 def test_cleanup_on_several_hosts_expires_each_row_once(signal_log: SignalLog) -> None:
     start = timezone.now() - timedelta(hours=1)
     rows = [_pending(f"user{index}", created=start) for index in range(40)]
-    counts: list[int] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
-
-    def host() -> None:
-        from django.db import connections
-
-        try:
-            barrier.wait()
-            counts.append(flows.expire_stale_enrollments(flows.Context.build("command")))
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=host) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    counts = run_as_hosts(4, lambda: flows.expire_stale_enrollments(flows.Context.build("command")))
     assert sum(counts) == len(rows)
     assert Enrollment.objects.filter(status="expired", encrypted_credential=None).count() == 40
     assert len(signal_log.named("enrollment_expired")) == 40

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -13,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.core.checks import Tags, run_checks
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,7 +19,7 @@ from cognito_mfa import checks, crypto, rotation
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentFlow, EnrollmentStatus
 from tests.conftest import SignalLog, fresh_code
 from tests.hardening_support import count_cognito_calls
-from tests.support import Pool
+from tests.support import Pool, run_as_hosts
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
@@ -235,21 +233,7 @@ def test_two_runs_at_once_rotate_each_row_exactly_once(settings: Any) -> None:
     settings.COGNITO_MFA_ENCRYPTION_KEYS = [OLD_KEY]
     rows = _make_pending(60)
     settings.COGNITO_MFA_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
-    reports: list[rotation.RotationReport] = []
-    barrier = threading.Barrier(2)
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            reports.append(rotation.rotate_stored_credentials(batch_size=5))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    reports = run_as_hosts(2, lambda: rotation.rotate_stored_credentials(batch_size=5))
     assert len(reports) == 2
     assert sum(report.rotated for report in reports) == len(rows)
     assert sum(report.undecryptable for report in reports) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -14,7 +13,7 @@ from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -24,6 +23,7 @@ from django.utils import timezone
 from cognito_mfa import crypto, flows
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.admin_support import make_staff
+from tests.support import run_as_hosts
 
 # --- the admin: queries per page do not grow with the rows ------------------------------------
 
@@ -226,25 +226,7 @@ def test_purging_in_batches_deletes_exactly_what_the_retention_allows(settings: 
 def test_purging_on_several_hosts_at_once_deletes_each_row_once(settings: Any) -> None:
     settings.COGNITO_MFA_RETENTION = timedelta(days=90)
     ids = _old_finished(300, events=True)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
-
-    def host() -> None:
-        try:
-            barrier.wait()
-            counts.append(flows.purge_finished(batch_size=7)[0])
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=host) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
+    counts = run_as_hosts(4, lambda: flows.purge_finished(batch_size=7)[0])
     assert sum(counts) == len(ids)
     assert not Enrollment.objects.exists()
     assert AuditEvent.objects.filter(enrollment__isnull=True).count() == len(ids)
