@@ -270,8 +270,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
         # command.
         if obj is not None and obj.is_pending:
             timestamp = timezone.now()
-            lease = obj.verify_lease_until
-            if obj.expires_at > timestamp or (lease is not None and lease > timestamp):
+            if obj.expires_at > timestamp or obj.verify_in_flight(timestamp):
                 return False
         return super().has_delete_permission(request, obj)
 

@@ -312,7 +312,7 @@ def _cancel_pending_for(
     code may be accepted by Cognito this very moment, so it must finish first. Raise
     _KeysCrossed if one was written after ``key_asked_at`` (see KEY_ASKS)."""
     for old in statements.pending_enrollments_to_replace(user, cognito_username):
-        if old.verify_lease_until is not None and old.verify_lease_until > timestamp:
+        if old.verify_in_flight(timestamp):
             raise _VerifyInFlight()
         # A row stamped further ahead of our clock than KEY_ASK_WAIT_MAX tells of a clock that
         # is off (or a test's time travel), not of a key asked for meanwhile: replaced as is.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -124,6 +125,10 @@ class Enrollment(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == EnrollmentStatus.PENDING
+
+    def verify_in_flight(self, at: datetime) -> bool:
+        """Tell whether a verify holds this row's lease at ``at`` (it may be calling Cognito)."""
+        return self.verify_lease_until is not None and self.verify_lease_until > at
 
 
 class AuditEvent(models.Model):
