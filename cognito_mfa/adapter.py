@@ -22,15 +22,9 @@ class DefaultAdapter:
     def get_user_for_token(self, token: AccessToken) -> AbstractBaseUser:
         """Return the Django user for a validated access token (default: get or create by the
         token's ``username`` in the user model's ``USERNAME_FIELD``)."""
-        from . import statements  # models: this module is imported before the app registry
-
         user_model = get_user_model()
-        # Every request of the API asks this: one short statement when the user model's
-        # default manager is Django's stock one (statements.py), the ORM otherwise.
-        user = statements.user_by_username(user_model, token.username)
-        if user is None:
-            lookup: dict[str, Any] = {user_model.USERNAME_FIELD: token.username}
-            user, _ = user_model._default_manager.get_or_create(**lookup)
+        lookup: dict[str, Any] = {user_model.USERNAME_FIELD: token.username}
+        user, _ = user_model._default_manager.get_or_create(**lookup)
         return user
 
     def user_matches_token(self, user: AbstractBaseUser, token: AccessToken) -> bool:

@@ -26,12 +26,20 @@ from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.debug import sensitive_variables
 
-from . import crypto, signals, statements
+from . import crypto, signals
 from . import exceptions as exc
 from .adapter import get_adapter
 from .cognito import MFAState, get_client
 from .conf import app_settings
-from .models import AuditEvent, Enrollment, EnrollmentFlow, EnrollmentStatus, FailureCounter
+from .models import (
+    AuditEvent,
+    Enrollment,
+    EnrollmentFlow,
+    EnrollmentStatus,
+    FailureCounter,
+    lease_free,
+    lock_user_row,
+)
 
 if TYPE_CHECKING:
     from .tokens import AccessToken
@@ -168,7 +176,7 @@ def _audit(
     if enrollment is not None:
         user = user if user is not None else enrollment.user
         cognito_username = cognito_username or enrollment.cognito_username
-    event = AuditEvent(
+    AuditEvent.objects.create(
         enrollment=enrollment,
         user=user,
         cognito_username=cognito_username,
@@ -179,7 +187,6 @@ def _audit(
         ip_address=context.ip_address,
         detail=detail or {},
     )
-    statements.insert(event)
 
 
 def _actor(context: Context, user: Any) -> Any:
@@ -219,18 +226,9 @@ def require_recent_authentication(token: AccessToken) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _unique_or_none(queryset: Any) -> Any:
-    """Return the row a lookup on a unique key finds, or None.
-
-    ``QuerySet.first()`` orders by the model's ordering (or the pk) before ``LIMIT 1``: with
-    a unique key there is at most one row, so the ORDER BY only costs compiling it.
-    """
-    return next(iter(queryset.order_by()[:1]), None)
-
-
 def get_enrollment_for_user(user: Any, enrollment_id: Any) -> Enrollment:
     """Return the user's enrollment; raise NotFound for an unknown id or someone else's."""
-    enrollment = statements.owned_enrollment(enrollment_id, user)
+    enrollment = Enrollment.objects.owned(enrollment_id, user)
     if enrollment is None:
         raise exc.NotFound()
     # The flows read enrollment.user (audit rows, signals): the filter proved it is ``user``,
@@ -311,7 +309,7 @@ def _cancel_pending_for(
     caller's transaction. Raise _VerifyInFlight if one of them holds a live verify lease: its
     code may be accepted by Cognito this very moment, so it must finish first. Raise
     _KeysCrossed if one was written after ``key_asked_at`` (see KEY_ASKS)."""
-    for old in statements.pending_enrollments_to_replace(user, cognito_username):
+    for old in Enrollment.objects.lock_pending_to_replace(user, cognito_username):
         if old.verify_in_flight(timestamp):
             raise _VerifyInFlight()
         # A row stamped further ahead of our clock than KEY_ASK_WAIT_MAX tells of a clock that
@@ -327,19 +325,14 @@ def _cancel_pending_for(
             raise _KeysCrossed(old.created_at)
         if old.user_id == user.pk:
             old.user = user  # the audit row reads it; saves a query
-        _finish(old, EnrollmentStatus.CANCELLED, timestamp)
-        _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
-        _announce(signals.enrollment_cancelled, old, context)
+        if Enrollment.objects.end_pending(old.pk, EnrollmentStatus.CANCELLED, timestamp):
+            _ended(old, EnrollmentStatus.CANCELLED, timestamp)
+            _audit(Kind.CANCELLED, context, enrollment=old, detail={"reason": "superseded"})
+            _announce(signals.enrollment_cancelled, old, context)
 
 
-def _finish(enrollment: Enrollment, status: str, timestamp: datetime) -> None:
-    """Move a row (already locked or claimed by the caller) to a terminal state."""
-    Enrollment.objects.filter(pk=enrollment.pk).update(
-        status=status,
-        encrypted_credential=None,
-        verify_lease_until=None,
-        finished_at=timestamp,
-    )
+def _ended(enrollment: Enrollment, status: str, timestamp: datetime) -> None:
+    """Bring a row in hand up to date with the terminal state just written to its table."""
     enrollment.status = status
     enrollment.encrypted_credential = None
     enrollment.verify_lease_until = None
@@ -375,9 +368,7 @@ def _create_pending(
             with transaction.atomic():
                 if supersedes:
                     # Serialise starts of one user on their row (never across a Cognito call).
-                    # ``_meta.model``, not ``type(user)``: a host's session user arrives wrapped
-                    # in a SimpleLazyObject.
-                    statements.lock_user_row(user)
+                    lock_user_row(user)
                     _cancel_pending_for(
                         context,
                         user=user,
@@ -385,7 +376,7 @@ def _create_pending(
                         timestamp=timestamp,
                         key_asked_at=key_asked_at,
                     )
-                enrollment = Enrollment(
+                enrollment = Enrollment.objects.create(
                     user=user,
                     cognito_username=cognito_username,
                     flow=flow,
@@ -396,7 +387,6 @@ def _create_pending(
                     credential_expires_at=credential_expires_at,
                     challenge_token_hash=challenge_token_hash,
                 )
-                statements.insert(enrollment)
                 _audit(Kind.STARTED, context, enrollment=enrollment)
                 _announce(signals.enrollment_started, enrollment, context)
                 return enrollment
@@ -527,9 +517,7 @@ def _require_mfa_setup_candidate(cognito_username: str) -> None:
 @sensitive_variables("challenge_token")
 def get_challenge_enrollment(enrollment_id: Any, challenge_token: str) -> Enrollment:
     """Return the challenge enrollment the token opens; NotFound for any mismatch."""
-    enrollment = _unique_or_none(
-        Enrollment.objects.filter(pk=enrollment_id, flow=EnrollmentFlow.CHALLENGE)
-    )
+    enrollment = Enrollment.objects.filter(pk=enrollment_id, flow=EnrollmentFlow.CHALLENGE).unique()
     if enrollment is None or not challenge_token_matches(enrollment, challenge_token):
         # Same answer as an unknown id: the id alone tells nothing.
         raise exc.NotFound()
@@ -544,7 +532,7 @@ def check_failure_budget(cognito_username: str) -> bool:
 
     Return whether the user has wrong codes on record (a success then has to reset them).
     """
-    record = statements.failure_record(cognito_username)
+    record = FailureCounter.objects.record(cognito_username)
     if record is None:
         return False
     consecutive_failures, blocked_until = record
@@ -561,21 +549,17 @@ def check_failure_budget(cognito_username: str) -> bool:
 
 
 def _count_failure(cognito_username: str) -> None:
-    counter, _ = FailureCounter.objects.select_for_update().get_or_create(
-        cognito_username=cognito_username
+    FailureCounter.objects.count_failure(
+        cognito_username,
+        budget=app_settings.FAILURE_BUDGET,
+        backoff_base=app_settings.FAILURE_BACKOFF_BASE,
+        at=now(),
     )
-    counter.consecutive_failures += 1
-    over_budget = counter.consecutive_failures - app_settings.FAILURE_BUDGET
-    if over_budget > 0:
-        exponent = min(over_budget - 1, 16)
-        backoff = app_settings.FAILURE_BACKOFF_BASE * (2**exponent)
-        counter.blocked_until = now() + min(backoff, timedelta(hours=24))
-    counter.save(update_fields=["consecutive_failures", "blocked_until", "updated_at"])
 
 
 def reset_failure_budget(cognito_username: str) -> None:
     """Forget a user's consecutive wrong codes (after success or an admin reset)."""
-    FailureCounter.objects.filter(cognito_username=cognito_username).delete()
+    FailureCounter.objects.forget(cognito_username)
 
 
 # --- verifying --------------------------------------------------------------------------------
@@ -597,8 +581,8 @@ def _claim(enrollment: Enrollment, context: Context) -> datetime:
     while True:
         timestamp = now()
         lease = timestamp + _lease_duration()
-        claimed = statements.claim_verify_lease(
-            enrollment.pk, lease=lease, timestamp=timestamp, max_attempts=app_settings.MAX_ATTEMPTS
+        claimed = Enrollment.objects.claim_verify_lease(
+            enrollment.pk, lease=lease, at=timestamp, max_attempts=app_settings.MAX_ATTEMPTS
         )
         if claimed:
             return lease
@@ -626,9 +610,7 @@ def _raise_for_state(enrollment: Enrollment, context: Context, timestamp: dateti
 
 
 def _release(enrollment: Enrollment, lease: datetime) -> None:
-    Enrollment.objects.filter(pk=enrollment.pk, verify_lease_until=lease).update(
-        verify_lease_until=None
-    )
+    Enrollment.objects.release_verify_lease(enrollment.pk, lease)
 
 
 def _end_pending(
@@ -646,19 +628,12 @@ def _end_pending(
     ``only_if`` did not hold: another request got there first."""
     timestamp = now()
     with transaction.atomic():
-        rows = Enrollment.objects.filter(pk=enrollment.pk, status=EnrollmentStatus.PENDING)
-        changed = rows.filter(only_if or Q()).update(
-            status=status,
-            encrypted_credential=None,
-            verify_lease_until=None,
-            finished_at=timestamp,
-        )
+        changed = Enrollment.objects.end_pending(enrollment.pk, status, timestamp, only_if=only_if)
         if changed:
-            enrollment.status, enrollment.encrypted_credential = status, None
-            enrollment.verify_lease_until, enrollment.finished_at = None, timestamp
+            _ended(enrollment, status, timestamp)
             _audit(kind, context, enrollment=enrollment, outcome=outcome)
             _announce(signal, enrollment, context)
-    return bool(changed)
+    return changed
 
 
 def _lock(enrollment: Enrollment, context: Context, lease: datetime | None) -> bool:
@@ -680,14 +655,14 @@ def expire_enrollment(
 
     A row whose verify is in flight is left to that verify, unless the caller holds ``lease``.
     """
-    lease_free = Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=now())
+    free = lease_free(now())
     return _end_pending(
         enrollment,
         context,
         status=EnrollmentStatus.EXPIRED,
         kind=Kind.EXPIRED,
         signal=signals.enrollment_expired,
-        only_if=lease_free if lease is None else lease_free | Q(verify_lease_until=lease),
+        only_if=free if lease is None else free | Q(verify_lease_until=lease),
         outcome="enrollment_expired",
     )
 
@@ -703,23 +678,13 @@ def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime
     cap = app_settings.MAX_ATTEMPTS
     timestamp = now()
     with transaction.atomic():
-        row = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
+        row, ours = Enrollment.objects.record_wrong_code(
+            enrollment.pk, lease=lease, at=timestamp, max_attempts=cap
+        )
         if row.flow != EnrollmentFlow.CHALLENGE:
             _count_failure(row.cognito_username)
-        ours = row.status == EnrollmentStatus.PENDING and row.verify_lease_until == lease
         if ours:
-            row.attempts += 1
-            locked = row.attempts >= cap
-            fields = ["attempts", "verify_lease_until"]
-            row.verify_lease_until = None
-            if locked:
-                row.status, row.encrypted_credential, row.finished_at = (
-                    EnrollmentStatus.LOCKED,
-                    None,
-                    timestamp,
-                )
-                fields += ["status", "encrypted_credential", "finished_at"]
-            row.save(update_fields=fields)
+            locked = row.status == EnrollmentStatus.LOCKED
             remaining = max(cap - row.attempts, 0)
             _audit(
                 Kind.VERIFICATION_FAILED,
@@ -777,25 +742,10 @@ def verify_own_enrollment(
     """:func:`verify_enrollment` of the user's own access-token enrollment ``enrollment_id``
     (the API's verify). NotFound for an unknown id, someone else's or a sign-in challenge's
     enrollment (that one opens only with its challenge token)."""
-    timestamp = now()
-    lease = timestamp + _lease_duration()
-    enrollment = statements.claim_own_verify_lease(
-        enrollment_id,
-        user,
-        flow=EnrollmentFlow.ACCESS_TOKEN,
-        lease=lease,
-        timestamp=timestamp,
-        max_attempts=app_settings.MAX_ATTEMPTS,
-    )
-    if enrollment is None:
-        # Not claimable in one statement: find out why (404, a state error) or wait for the
-        # verify in flight, as any verify does.
-        enrollment = get_enrollment_for_user(user, enrollment_id)
-        if enrollment.flow != EnrollmentFlow.ACCESS_TOKEN:
-            raise exc.NotFound()
-        lease = _claim(enrollment, context)
-    else:
-        enrollment.user = user  # the statement matched it; the audit row and signals read it
+    enrollment = get_enrollment_for_user(user, enrollment_id)
+    if enrollment.flow != EnrollmentFlow.ACCESS_TOKEN:
+        raise exc.NotFound()
+    lease = _claim(enrollment, context)
     return _verify_leased(context, enrollment, lease, user_code, device_name)
 
 
@@ -982,10 +932,10 @@ def _mark_verified(
     timestamp = now()
     verified_by: Any = context.actor if context.actor is not None else enrollment.user
     with transaction.atomic():
-        changed = statements.mark_verified(
+        changed = Enrollment.objects.mark_verified(
             enrollment.pk,
             lease=lease,
-            timestamp=timestamp,
+            at=timestamp,
             verified_by=verified_by,
             device_name=device_name,
             preference_pending=preference_owed,
@@ -1047,9 +997,7 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
         username=enrollment.cognito_username, enabled=True, preferred=preferred
     )
     with transaction.atomic():
-        changed = Enrollment.objects.filter(
-            pk=enrollment.pk, status=EnrollmentStatus.VERIFIED, preference_pending=True
-        ).update(preference_pending=False)
+        changed = Enrollment.objects.settle_owed_preference(enrollment.pk)
         if changed:
             enrollment.preference_pending = False
             _audit(
@@ -1059,18 +1007,14 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
                 detail={"enabled": True, "preferred": preferred},
             )
             _announce_preference(context, enrollment.user, enabled=True, preferred=preferred)
-    return bool(changed)
+    return changed
 
 
 def forgive_owed_preferences(cognito_username: str) -> None:
     """Drop a still-owed "turn TOTP on" of this user: a later explicit choice (the user's
     preference, an admin reset) wins, and a retry must not undo it. Done before calling
     Cognito, so a completion racing with the choice finds nothing owed."""
-    Enrollment.objects.filter(
-        cognito_username=cognito_username,
-        status=EnrollmentStatus.VERIFIED,
-        preference_pending=True,
-    ).update(preference_pending=False)
+    Enrollment.objects.forgive_owed_preferences(cognito_username)
 
 
 def _complete_owed(context: Context, owed: list[Enrollment]) -> int:
@@ -1094,14 +1038,13 @@ def _complete_owed(context: Context, owed: list[Enrollment]) -> int:
 
 def cancel_enrollment(enrollment: Enrollment, context: Context) -> None:
     """Cancel a pending enrollment; raise EnrollmentNotPending if it is not (or is busy)."""
-    lease_free = Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=now())
     cancelled = _end_pending(
         enrollment,
         context,
         status=EnrollmentStatus.CANCELLED,
         kind=Kind.CANCELLED,
         signal=signals.enrollment_cancelled,
-        only_if=lease_free,
+        only_if=lease_free(now()),
     )
     if not cancelled:
         raise exc.EnrollmentNotPending()
@@ -1192,9 +1135,11 @@ def refresh_mfa_states(context: Context, usernames: Any) -> dict[str, MFAState |
     names = list(dict.fromkeys(str(name) for name in usernames if name))
     if not names:
         return {}
-    owed = Enrollment.objects.filter(
-        cognito_username__in=names, status=EnrollmentStatus.VERIFIED, preference_pending=True
-    ).select_related("user")
+    owed = (
+        Enrollment.objects.owed_preferences()
+        .filter(cognito_username__in=names)
+        .select_related("user")
+    )
     for enrollment in owed:
         try:
             complete_owed_preference(enrollment, context)
@@ -1268,7 +1213,7 @@ def expire_stale_enrollments(context: Context, *, batch_size: int = 500) -> int:
         batch = list(
             Enrollment.objects.stale(timestamp)
             # A verify holding the lease finishes first (its Cognito call is under way).
-            .filter(Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=timestamp))
+            .lease_free(timestamp)
             .exclude(pk__in=seen)
             .select_related("user")
             .order_by("expires_at")[:batch_size]
@@ -1316,9 +1261,7 @@ def purge_finished(
 def complete_owed_preferences(context: Context) -> tuple[int, int]:
     """Complete every owed ``SetUserMFAPreference``; return ``(completed, failed)``."""
     completed = failed = 0
-    owed = Enrollment.objects.filter(
-        status=EnrollmentStatus.VERIFIED, preference_pending=True
-    ).select_related("user")
+    owed = Enrollment.objects.owed_preferences().select_related("user")
     for enrollment in owed.iterator():
         try:
             if complete_owed_preference(enrollment, context):

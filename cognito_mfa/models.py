@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -34,7 +34,19 @@ class EnrollmentFlow(models.TextChoices):
     CHALLENGE = "challenge", _("sign-in challenge")
 
 
+def lease_free(at: datetime) -> Q:
+    """The rows whose verify lease is free at ``at``: never taken, or run out before ``at``.
+
+    The one definition of the rule; :meth:`Enrollment.verify_in_flight` is its negation for
+    a row in hand.
+    """
+    return Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=at)
+
+
 class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
+    """Every read and row change of enrollments the flows make, each a compare-and-set where
+    two requests could race (its row count says who won)."""
+
     def pending(self) -> EnrollmentQuerySet:
         return self.filter(status=EnrollmentStatus.PENDING)
 
@@ -44,6 +56,142 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
     def stale(self, now: Any) -> EnrollmentQuerySet:
         """Pending enrollments whose time is up."""
         return self.pending().filter(expires_at__lte=now)
+
+    def lease_free(self, at: datetime) -> EnrollmentQuerySet:
+        return self.filter(lease_free(at))
+
+    def owed_preferences(self) -> EnrollmentQuerySet:
+        """Verified enrollments whose "turn TOTP on" (``SetUserMFAPreference``) is still owed."""
+        return self.filter(status=EnrollmentStatus.VERIFIED, preference_pending=True)
+
+    def unique(self) -> Enrollment | None:
+        """Return the one row a lookup on a unique key finds, or None.
+
+        Not ``first()``: that orders by the model's ordering before ``LIMIT 1``, which a
+        unique key makes pointless.
+        """
+        return next(iter(self.order_by()[:1]), None)
+
+    def owned(self, enrollment_id: Any, user: Any) -> Enrollment | None:
+        """Return the enrollment ``enrollment_id`` if it belongs to ``user``, else None."""
+        return self.filter(pk=enrollment_id, user=user).unique()
+
+    def lock_pending_to_replace(self, user: Any, cognito_username: str) -> list[Enrollment]:
+        """Lock and return the pending enrollments of a user, by site account or Cognito name.
+
+        Runs inside the caller's transaction (``select_for_update``; SQLite, which locks the
+        whole database for a writer, has no row locks and reads them plainly).
+        """
+        rows = self.pending().filter(Q(cognito_username=cognito_username) | Q(user=user))
+        return list(rows.select_for_update())
+
+    def claim_verify_lease(
+        self, enrollment_id: Any, *, lease: datetime, at: datetime, max_attempts: int
+    ) -> bool:
+        """Set the verify lease of a pending, unexpired, unlocked enrollment whose lease is
+        free at ``at``. Return whether this caller got it (compare-and-set)."""
+        claimable = (
+            self.pending()
+            .lease_free(at)
+            .filter(pk=enrollment_id, expires_at__gt=at, attempts__lt=max_attempts)
+        )
+        return claimable.update(verify_lease_until=lease) == 1
+
+    def release_verify_lease(self, enrollment_id: Any, lease: datetime) -> None:
+        """Give up a verify lease this caller holds (a later lease is someone else's)."""
+        self.filter(pk=enrollment_id, verify_lease_until=lease).update(verify_lease_until=None)
+
+    def end_pending(
+        self, enrollment_id: Any, status: str, at: datetime, *, only_if: Q | None = None
+    ) -> bool:
+        """Move a pending row to the terminal ``status``, dropping its credential and lease.
+
+        Return False, changing nothing, if it was no longer pending or ``only_if`` did not
+        hold: another request got there first.
+        """
+        rows = self.pending().filter(pk=enrollment_id)
+        if only_if is not None:
+            rows = rows.filter(only_if)
+        changed = rows.update(
+            status=status, encrypted_credential=None, verify_lease_until=None, finished_at=at
+        )
+        return changed == 1
+
+    def mark_verified(
+        self,
+        enrollment_id: Any,
+        *,
+        lease: datetime,
+        at: datetime,
+        verified_by: Any,
+        device_name: str,
+        preference_pending: bool,
+        user: Any = None,
+    ) -> bool:
+        """Move a pending row whose lease is ``lease`` to verified, dropping its credential,
+        and give it ``user`` when one is given. Return False, changing nothing, if the row
+        ended or the lease is not ours."""
+        changes: dict[str, Any] = {
+            "status": EnrollmentStatus.VERIFIED,
+            "verified_at": at,
+            "verified_by": verified_by,
+            "finished_at": at,
+            "friendly_device_name": device_name,
+            "encrypted_credential": None,
+            "verify_lease_until": None,
+            "preference_pending": preference_pending,
+        }
+        if user is not None:
+            changes["user"] = user
+        rows = self.pending().filter(pk=enrollment_id, verify_lease_until=lease)
+        return rows.update(**changes) == 1
+
+    def record_wrong_code(
+        self, enrollment_id: Any, *, lease: datetime, at: datetime, max_attempts: int
+    ) -> tuple[Enrollment, bool]:
+        """Count a wrong code on the row whose lease is ``lease`` and lock it at the cap.
+
+        Runs inside the caller's transaction, the row locked until it ends. Return the row
+        as it now is and whether it was ours to change (pending, our lease); a row that is
+        not ours is returned unchanged.
+        """
+        row = self.select_for_update().get(pk=enrollment_id)
+        if row.status != EnrollmentStatus.PENDING or row.verify_lease_until != lease:
+            return row, False
+        row.attempts += 1
+        row.verify_lease_until = None
+        fields = ["attempts", "verify_lease_until"]
+        if row.attempts >= max_attempts:
+            row.status, row.encrypted_credential, row.finished_at = (
+                EnrollmentStatus.LOCKED,
+                None,
+                at,
+            )
+            fields += ["status", "encrypted_credential", "finished_at"]
+        row.save(update_fields=fields)
+        return row, True
+
+    def settle_owed_preference(self, enrollment_id: Any) -> bool:
+        """Mark the owed "turn TOTP on" of a verified row as done. Return False if nothing
+        was owed any more (another process settled or forgave it first)."""
+        owed = self.owed_preferences().filter(pk=enrollment_id)
+        return owed.update(preference_pending=False) == 1
+
+    def forgive_owed_preferences(self, cognito_username: str) -> None:
+        """Drop every still-owed "turn TOTP on" of a Cognito user."""
+        self.owed_preferences().filter(cognito_username=cognito_username).update(
+            preference_pending=False
+        )
+
+
+def lock_user_row(user: Any) -> None:
+    """Lock the user's row until the caller's transaction ends (serialises their starts).
+
+    The base manager, not the default one: a host's default manager may hide the row
+    (soft deletion), which must not make the lock silently take nothing.
+    """
+    model = user._meta.model  # a session user arrives wrapped in a SimpleLazyObject
+    list(model._base_manager.select_for_update().filter(pk=user.pk).values_list("pk"))
 
 
 class Enrollment(models.Model):
@@ -128,6 +276,7 @@ class Enrollment(models.Model):
 
     def verify_in_flight(self, at: datetime) -> bool:
         """Tell whether a verify holds this row's lease at ``at`` (it may be calling Cognito)."""
+        # Not lease_free(at): a lease ending exactly at ``at`` is neither (as before).
         return self.verify_lease_until is not None and self.verify_lease_until > at
 
 
@@ -180,6 +329,30 @@ class AuditEvent(models.Model):
         return f"{self.get_kind_display()} ({self.outcome})"
 
 
+class FailureCounterQuerySet(models.QuerySet["FailureCounter"]):
+    def record(self, cognito_username: str) -> tuple[int, datetime | None] | None:
+        """Return a user's consecutive wrong codes and back-off end, or None without a record."""
+        rows = self.filter(pk=cognito_username).values_list("consecutive_failures", "blocked_until")
+        return next(iter(rows.order_by()[:1]), None)
+
+    def count_failure(
+        self, cognito_username: str, *, budget: int, backoff_base: timedelta, at: datetime
+    ) -> None:
+        """Count one more wrong code; past ``budget`` the user backs off, twice as long each
+        time (at most a day). Runs inside the caller's transaction, the row locked."""
+        counter, _ = self.select_for_update().get_or_create(cognito_username=cognito_username)
+        counter.consecutive_failures += 1
+        over_budget = counter.consecutive_failures - budget
+        if over_budget > 0:
+            backoff = backoff_base * (2 ** min(over_budget - 1, 16))
+            counter.blocked_until = at + min(backoff, timedelta(hours=24))
+        counter.save(update_fields=["consecutive_failures", "blocked_until", "updated_at"])
+
+    def forget(self, cognito_username: str) -> None:
+        """Forget a user's consecutive wrong codes."""
+        self.filter(pk=cognito_username).delete()
+
+
 class FailureCounter(models.Model):
     """Consecutive wrong codes of one Cognito user, across enrollments (abuse limit)."""
 
@@ -187,6 +360,8 @@ class FailureCounter(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     blocked_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = FailureCounterQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("MFA failure counter")

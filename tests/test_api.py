@@ -12,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
-from cognito_mfa import statements
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.conftest import SignalLog, fresh_code
 from tests.core_support import count_cognito_calls
@@ -120,14 +119,7 @@ def test_call_counter_sees_cognito_calls(alice_api: APIClient) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("one_statement", [True, False], ids=["returning", "lookup"])
-def test_verify_answers_the_same_whichever_way_the_lease_is_claimed(
-    alice_api: APIClient, monkeypatch: pytest.MonkeyPatch, one_statement: bool
-) -> None:
-    """The lease is normally claimed with the row in one statement; a backend without
-    ``UPDATE ... RETURNING`` (or a row that cannot be claimed at once) takes the lookup."""
-    if not one_statement:
-        monkeypatch.setattr(statements, "claim_own_verify_lease", lambda *args, **kwargs: None)
+def test_verify_counts_a_wrong_code_then_verifies_once(alice_api: APIClient) -> None:
     started = start(alice_api)
 
     wrong = verify(alice_api, started["id"], wrong_code())

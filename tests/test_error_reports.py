@@ -15,8 +15,8 @@ from django.db import OperationalError
 from django.views.debug import ExceptionReporter
 from rest_framework.test import APIClient
 
-from cognito_mfa import flows, statements
-from cognito_mfa.models import Enrollment
+from cognito_mfa import flows
+from cognito_mfa.models import Enrollment, EnrollmentQuerySet
 from cognito_mfa.tokens import validate_access_token
 from tests.challenge_support import mfa_setup_session
 from tests.conftest import fresh_code
@@ -48,7 +48,7 @@ def test_error_report_of_a_failed_verify_shows_neither_credential_nor_code(
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     started = api.post(BASE + "enrollments/", {}, format="json").json()
-    monkeypatch.setattr(statements, "mark_verified", _database_gone)
+    monkeypatch.setattr(EnrollmentQuerySet, "mark_verified", _database_gone)
     code = fresh_code()
     enrollment = Enrollment.objects.get(pk=started["id"])
 
@@ -73,7 +73,7 @@ def test_error_report_of_a_failed_start_shows_neither_token_nor_secret(
     raw = pool.access_token("alice")
     token = validate_access_token(raw)
     user = get_user_model().objects.create(username="alice")
-    monkeypatch.setattr(statements, "insert", _database_gone)
+    monkeypatch.setattr(EnrollmentQuerySet, "create", _database_gone)
 
     with pytest.raises(OperationalError) as failure:
         flows.start_enrollment(flows.Context.build("api"), user=user, token=token)
@@ -136,7 +136,7 @@ def test_error_report_of_a_failed_challenge_verify_hides_the_views_locals(
     started = api.post(
         BASE + "challenge/enrollments/", {"username": "gina", "session": session}, format="json"
     ).json()
-    monkeypatch.setattr(statements, "mark_verified", _database_gone)
+    monkeypatch.setattr(EnrollmentQuerySet, "mark_verified", _database_gone)
     code = fresh_code()
     body = {"challenge_token": started["challenge_token"], "user_code": code}
 
