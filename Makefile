@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint test-sqlite test-postgres demo bench clean
+.PHONY: install test lint test-quick demo bench clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,11 @@ $(STAMP):
 
 install: $(STAMP)
 
-## Lint, type-check, migrations check, then the whole suite (SQLite, and PostgreSQL when
-## COGNITO_MFA_TEST_POSTGRES_URL is set; under CI=true PostgreSQL is required).
-test: $(STAMP) lint test-sqlite test-postgres
+## Lint, type-check, migrations check, then the whole suite on every supported Python x Django
+## pair (noxfile.py; PostgreSQL too when COGNITO_MFA_TEST_POSTGRES_URL is set, required under
+## CI=true). One pair: `make test PY=3.13`.
+test: $(STAMP) lint
+	$(BIN)/nox $(if $(PY),-t py$(PY))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -25,18 +27,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=tests.settings
 
-test-sqlite: $(STAMP)
+## The suite in the development virtualenv alone (Python and Django of .venv), SQLite.
+test-quick: $(STAMP)
 	$(BIN)/pytest
-
-test-postgres: $(STAMP)
-	@if [ -n "$$COGNITO_MFA_TEST_POSTGRES_URL" ]; then \
-	  echo "== the suite again on PostgreSQL =="; \
-	  COGNITO_MFA_TEST_DATABASE_URL="$$COGNITO_MFA_TEST_POSTGRES_URL" $(BIN)/pytest -m "not browser and not multiprocess"; \
-	elif [ "$$CI" = "true" ]; then \
-	  echo "CI=true: PostgreSQL is required; set COGNITO_MFA_TEST_POSTGRES_URL" >&2; exit 1; \
-	else \
-	  echo "PostgreSQL pass skipped: set COGNITO_MFA_TEST_POSTGRES_URL=postgres://user@host:port/db to run it"; \
-	fi
 
 ## Install, migrate, start the example site on an embedded Cognito (moto) and SQLite.
 demo: $(STAMP)
@@ -46,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache example.sqlite3
+	rm -rf $(VENV) .nox build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache example.sqlite3

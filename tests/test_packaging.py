@@ -357,3 +357,121 @@ def test_the_readme_signal_receiver_is_called_with_debug_off(tmp_path: Path) -> 
     assert len(sent) == 1, "the receiver was not called (or not once)"
     assert "alice@example.com" in sent[0]
     assert "Work phone" in sent[0]
+
+
+def _in_venv(venv: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(venv / "bin" / "python"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+def _http(
+    method: str, url: str, body: dict[str, Any] | None, token: str
+) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.multiprocess
+def test_a_fresh_virtualenv_keeps_its_django_and_a_new_site_enrolls_a_user(
+    tmp_path: Path, moto_server: str
+) -> None:
+    """What a site on this Django and Python does: a virtualenv holding its Django, then
+    ``pip install <clone>``; the Django stays, and a ``startproject`` site set up from the
+    README migrates, serves and enrolls a user against Cognito (moto's server) over HTTP."""
+    import django
+
+    from tests.conftest import fresh_code
+    from tests.support import create_pool, moto_server_client
+
+    clone = tmp_path / "clone"
+    _clean_copy(clone)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = ("-m", "pip", "install", "--quiet", "--disable-pip-version-check")
+    held = _in_venv(venv, *pip, f"Django=={django.__version__}", timeout=300)
+    assert held.returncode == 0, held.stderr[-2000:]
+    installed = _in_venv(venv, *pip, str(clone), timeout=600)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    version = _in_venv(venv, "-c", "import django; print(django.__version__)")
+    assert version.stdout.strip() == django.__version__, "pip replaced the site's Django"
+
+    pool = create_pool(moto_server_client(moto_server))
+    host = tmp_path / "host"
+    host.mkdir()
+    started = _in_venv(venv, "-m", "django", "startproject", "hostsite", str(host), timeout=60)
+    assert started.returncode == 0, started.stderr
+    blocks = _doc_blocks()
+    for name in ("settings.py", "urls.py"):
+        with (host / "hostsite" / name).open("a") as target:
+            target.write("\n" + blocks[name])
+    with (host / "hostsite" / "settings.py").open("a") as target:
+        # What the test adds: Cognito is moto's server on loopback, keys from there too.
+        target.write(
+            f"\nCOGNITO_MFA_ENDPOINT_URL = {moto_server!r}\n"
+            f"COGNITO_MFA_JWKS_URL = {f'{moto_server}/{pool.pool_id}/.well-known/jwks.json'!r}\n"
+        )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "COGNITO_MFA_", "PYTHON", "AWS_"))
+    }
+    env.update(
+        PYTHONDONTWRITEBYTECODE="1",
+        COGNITO_MFA_REGION="us-east-1",
+        COGNITO_MFA_USER_POOL_ID=pool.pool_id,
+        COGNITO_MFA_APP_CLIENT_IDS=pool.client_id,
+        COGNITO_MFA_ENCRYPTION_KEYS=FERNET_KEY,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    migrated = _in_venv(venv, "manage.py", "migrate", "--no-input", cwd=host, env=env, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(venv / "bin" / "python"), "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=host,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/api/mfa/"
+        pool.create_user("hana", email="hana@example.com")
+        token = pool.access_token("hana")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, body = _http("POST", base + "enrollments/", {}, token)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "runserver did not answer"
+                time.sleep(0.2)
+        assert status == 201, body
+        assert body["status"] == "pending"
+        code = fresh_code(body["secret_code"])
+        status, verified = _http(
+            "POST", f"{base}enrollments/{body['id']}/verify/", {"user_code": code}, token
+        )
+        assert (status, verified["status"], verified["mfa_enabled"]) == (200, "verified", True)
+        state = pool.client.get_user(AccessToken=token)
+        assert state["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
