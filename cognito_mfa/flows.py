@@ -7,7 +7,6 @@ while Cognito is called) and send signals after commit.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import io
@@ -18,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.core.handlers.wsgi import WSGIRequest
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
-from django.utils.datastructures import MultiValueDict
 from django.views.decorators.debug import sensitive_variables
 
 from . import crypto, signals
@@ -82,27 +81,35 @@ _CREDENTIAL_HEADERS = (
 )
 
 
+# What a clone computes from its own META and body (every other public attribute on a request
+# was put there by middleware: the user, the session, a host's tenant) and DRF's mirror of
+# ``request.auth`` (our AccessToken, whose ``.raw`` is the token).
+_NOT_COPIED = frozenset({"META", "environ", "GET", "POST", "COOKIES", "FILES", "headers", "auth"})
+
+
 def without_credentials(request: HttpRequest | None) -> HttpRequest | None:
     """Return a copy of ``request`` fit for signal receivers: no credential headers, no
-    cookies, no body (bodies carry codes, Sessions and challenge tokens)."""
+    cookies, no body (bodies carry codes, Sessions and challenge tokens).
+
+    A new request is built from the kept headers rather than the original copied and
+    emptied, so nothing of the body or the credentials can be left in a cache of its own.
+    """
     if request is None:
         return None
-    clone = copy.copy(request)
-    clone.META = {
-        key: value for key, value in request.META.items() if key not in _CREDENTIAL_HEADERS
-    }
-    if "wsgi.input" in clone.META:
-        clone.META["wsgi.input"] = io.BytesIO(b"")
-    if hasattr(request, "environ"):  # WSGIRequest keeps the raw environ beside META
-        clone.__dict__["environ"] = clone.META
-    clone.COOKIES = {}
-    clone._body = b""
-    clone._stream = io.BytesIO(b"")
-    # WSGIRequest parses POST/FILES lazily from these two attributes.
-    clone.__dict__.update(_post=QueryDict(), _files=MultiValueDict())
-    clone.__dict__.pop("headers", None)  # a cached view of the old META
-    # DRF mirrors request.auth (our AccessToken, whose .raw is the token) onto the request.
-    clone.__dict__.pop("auth", None)
+    meta = {key: value for key, value in request.META.items() if key not in _CREDENTIAL_HEADERS}
+    clone: HttpRequest
+    if isinstance(request, WSGIRequest):
+        # Rebuilt from its environ, so scheme, host and query string read as before.
+        clone = WSGIRequest({**meta, "wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0"})
+    else:
+        clone = HttpRequest()
+        clone.META = meta
+        clone.method, clone.path, clone.path_info = request.method, request.path, request.path_info
+        clone.GET = QueryDict(request.GET.urlencode())
+    for name, value in vars(request).items():
+        if not name.startswith("_") and name not in _NOT_COPIED and name not in vars(clone):
+            setattr(clone, name, value)
+    clone.resolver_match = request.resolver_match
     return clone
 
 

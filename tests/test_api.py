@@ -10,8 +10,11 @@ import jwt
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.test import RequestFactory, override_settings
 from rest_framework.test import APIClient
 
+from cognito_mfa import flows
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.conftest import SignalLog, fresh_code
 from tests.core_support import count_cognito_calls
@@ -662,3 +665,37 @@ def test_turning_totp_on_without_a_verified_device_names_the_field(alice_api: AP
     body = response.json()
     assert body["code"] == "invalid"
     assert body["fields"] == {"enabled": [body["detail"]]}
+
+
+@override_settings(ALLOWED_HOSTS=["mfa.example.com"])
+def test_the_signal_request_keeps_where_it_was_sent_and_what_middleware_added() -> None:
+    body = b'{"user_code": "123456"}'
+    request = RequestFactory().post(
+        "/api/mfa/enrollments/?next=1",
+        data=body,
+        content_type="application/json",
+        secure=True,
+        HTTP_HOST="mfa.example.com",
+        HTTP_AUTHORIZATION="Bearer token-sentinel",
+        HTTP_COOKIE="sessionid=cookie-sentinel",
+    )
+    request.tenant = "acme"  # type: ignore[attr-defined]  # a host's middleware
+    request._cognito_token = "token-sentinel"  # type: ignore[attr-defined]
+    clone = flows.without_credentials(request)
+    assert clone is not None
+    assert clone.build_absolute_uri() == "https://mfa.example.com/api/mfa/enrollments/?next=1"
+    assert (clone.method, clone.GET["next"], clone.tenant) == ("POST", "1", "acme")
+    assert clone.body == b""
+    assert not clone.POST
+    assert clone.COOKIES == {}
+    assert "HTTP_AUTHORIZATION" not in clone.META
+    assert "token-sentinel" not in repr(vars(clone))
+    assert request.body == body  # the host's request is left as it was
+
+    plain = HttpRequest()  # not WSGI (ASGI, a host's own): built from its parts
+    plain.method, plain.path = "GET", "/api/mfa/status/"
+    plain.META = {"HTTP_AUTHORIZATION": "Bearer token-sentinel", "REMOTE_ADDR": "192.0.2.1"}
+    plain_clone = flows.without_credentials(plain)
+    assert plain_clone is not None
+    assert (plain_clone.method, plain_clone.path) == ("GET", "/api/mfa/status/")
+    assert plain_clone.META == {"REMOTE_ADDR": "192.0.2.1"}
