@@ -244,8 +244,13 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             names.append(f"user__{email_field}")
         return names
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 asks for the actions of a location (the change list, the change form)
+        # and warns about an override without that parameter; 5.2 and 6.0 ask without one.
+        if action_location is None:
+            found = super().get_actions(request)
+        else:
+            found = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
         # Bulk deletion would skip the per-row rule below (pending rows are cancelled instead).
         found.pop("delete_selected", None)
         return found
