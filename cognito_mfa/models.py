@@ -90,10 +90,13 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
     ) -> bool:
         """Set the verify lease of a pending, unexpired, unlocked enrollment whose lease is
         free at ``at``. Return whether this caller got it (compare-and-set)."""
-        claimable = (
-            self.pending()
-            .lease_free(at)
-            .filter(pk=enrollment_id, expires_at__gt=at, attempts__lt=max_attempts)
+        # One filter() call: the verify's hot path pays for each QuerySet clone.
+        claimable = self.filter(
+            lease_free(at),
+            pk=enrollment_id,
+            status=EnrollmentStatus.PENDING,
+            expires_at__gt=at,
+            attempts__lt=max_attempts,
         )
         return claimable.update(verify_lease_until=lease) == 1
 
@@ -109,9 +112,7 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         Return False, changing nothing, if it was no longer pending or ``only_if`` did not
         hold: another request got there first.
         """
-        rows = self.pending().filter(pk=enrollment_id)
-        if only_if is not None:
-            rows = rows.filter(only_if)
+        rows = self.filter(only_if or Q(), pk=enrollment_id, status=EnrollmentStatus.PENDING)
         changed = rows.update(
             status=status, encrypted_credential=None, verify_lease_until=None, finished_at=at
         )
@@ -143,7 +144,9 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         }
         if user is not None:
             changes["user"] = user
-        rows = self.pending().filter(pk=enrollment_id, verify_lease_until=lease)
+        rows = self.filter(
+            pk=enrollment_id, status=EnrollmentStatus.PENDING, verify_lease_until=lease
+        )
         return rows.update(**changes) == 1
 
     def record_wrong_code(
@@ -338,7 +341,7 @@ class FailureCounterQuerySet(models.QuerySet["FailureCounter"]):
     def record(self, cognito_username: str) -> tuple[int, datetime | None] | None:
         """Return a user's consecutive wrong codes and back-off end, or None without a record."""
         rows = self.filter(pk=cognito_username).values_list("consecutive_failures", "blocked_until")
-        return next(iter(rows.order_by()[:1]), None)
+        return next(iter(rows[:1]), None)  # unordered: the model has no default ordering
 
     def count_failure(
         self, cognito_username: str, *, budget: int, backoff_base: timedelta, at: datetime
