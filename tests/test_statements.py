@@ -11,7 +11,6 @@ import threading
 import uuid
 import weakref
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
@@ -503,29 +502,3 @@ def test_a_stock_manager_subclass_keeps_the_short_lookup(user: Any) -> None:
         found = statements.user_by_username(get_user_model(), "statements-user")
     assert found is not None
     assert found.pk == user.pk
-
-
-def test_the_adapter_asks_a_host_manager_and_creates_new_users(user: Any) -> None:
-    from cognito_mfa.adapter import DefaultAdapter
-
-    def token(username: str) -> Any:
-        return SimpleNamespace(username=username)
-
-    adapter = DefaultAdapter()
-    with CaptureQueriesContext(connection) as queries:
-        assert adapter.get_user_for_token(token("statements-user")).pk == user.pk
-    assert len(queries.captured_queries) == 1  # no transaction, no savepoint
-    created = adapter.get_user_for_token(token("brand-new"))
-    assert created.pk is not None
-    assert created.get_username() == "brand-new"
-
-    user.is_active = False
-    user.save()
-    # The host's manager hides the row; the ORM then tries to create the user and the unique
-    # username refuses: the hidden user is never handed out.
-    with (
-        _as_default_manager(_HidesInactive()),
-        pytest.raises(IntegrityError),
-        transaction.atomic(),
-    ):
-        adapter.get_user_for_token(token("statements-user"))
