@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Field
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
@@ -101,6 +102,8 @@ class DefaultAdapter:
         its length), else raise AccountUnavailable."""
         user_model = get_user_model()
         field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+        if not isinstance(field, Field):
+            raise exc.AccountUnavailable()
         try:
             return str(field.clean(username, None))
         except ValidationError:
