@@ -438,11 +438,14 @@ def start_enrollment(
     """
     client = get_client()
     check_failure_budget(token.username)
-    # Settle a preference an earlier verify still owes first, so GetUser tells the truth.
-    # A recent sign-in may start either way, so only an older one costs a GetUser. Cognito,
-    # not our table, knows whether a TOTP exists (it may have been set up elsewhere).
-    stale = not is_recent_authentication(token)
-    if stale and client.get_user(access_token=token.raw).software_token_mfa_enabled:
+    # Step-up: a user protected by any MFA factor (TOTP, SMS, e-mail) must have signed in
+    # recently to add or replace a TOTP, which then becomes what sign-in asks for. A recent
+    # sign-in may start either way, so only an older one costs a look. A verified TOTP whose
+    # "turn on" is still owed is not listed by Cognito yet, so our table is asked first; then
+    # Cognito, which knows the factors set up elsewhere.
+    if not is_recent_authentication(token) and (
+        _owes_totp_preference(token.username) or client.get_user(access_token=token.raw).mfa_methods
+    ):
         raise exc.ReauthenticationRequired()
     for _ in range(KEY_ASKS):
         key_asked_at = now()
@@ -469,6 +472,15 @@ def start_enrollment(
             enrollment=enrollment, secret_code=associated.secret_code, otpauth_uri=uri
         )
     raise exc.EnrollmentNotPending("Another start of this user is in progress; try again.")
+
+
+def _owes_totp_preference(cognito_username: str) -> bool:
+    """Tell whether a verified TOTP of this user still waits for ``SetUserMFAPreference``."""
+    return Enrollment.objects.filter(
+        cognito_username=cognito_username,
+        status=EnrollmentStatus.VERIFIED,
+        preference_pending=True,
+    ).exists()
 
 
 @sensitive_variables("session", "associated", "next_session", "challenge_token", "uri")
