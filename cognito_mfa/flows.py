@@ -652,6 +652,7 @@ def _end_pending(
     signal: Signal,
     only_if: Q | None = None,
     outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
 ) -> bool:
     """Move a pending row to the terminal ``status`` by compare-and-set, audit it and announce
     it after commit. Return False (and change nothing) if the row was no longer pending, or
@@ -668,7 +669,7 @@ def _end_pending(
         if changed:
             enrollment.status, enrollment.encrypted_credential = status, None
             enrollment.verify_lease_until, enrollment.finished_at = None, timestamp
-            _audit(kind, context, enrollment=enrollment, outcome=outcome)
+            _audit(kind, context, enrollment=enrollment, outcome=outcome, detail=detail)
             _announce(signal, enrollment, context)
     return bool(changed)
 
@@ -1162,8 +1163,11 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
     """Turn a user's TOTP MFA off in Cognito and remove the software token where possible.
 
     Uses the IAM-authorised ``AdminSetUserMFAPreference`` and ``AdminDeleteSoftwareToken``;
-    the user's consecutive wrong codes are forgotten so they can enroll again at once.
+    the user's consecutive wrong codes are forgotten so they can enroll again at once. Every
+    pending enrollment of that Cognito user ends first (cancelled, audited, announced): one an
+    intruder started before the reset must not be verifiable after it.
     """
+    cancel_pending_of_cognito_user(context, cognito_username, reason="mfa_reset")
     forgive_owed_preferences(cognito_username)
     client = get_client()
     client.admin_set_user_mfa_preference(username=cognito_username, enabled=False, preferred=False)
@@ -1188,6 +1192,23 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
         _announce_preference(context, user, enabled=False, preferred=False)
     return ResetResult(
         cognito_username=cognito_username, token_deleted=token_deleted, token_error=token_error
+    )
+
+
+def cancel_pending_of_cognito_user(context: Context, cognito_username: str, *, reason: str) -> int:
+    """Cancel every pending enrollment naming ``cognito_username`` (either flow), a verify in
+    flight included: its result is then refused as late. Return how many this call ended."""
+    pending = Enrollment.objects.pending().filter(cognito_username=cognito_username)
+    return sum(
+        _end_pending(
+            enrollment,
+            context,
+            status=EnrollmentStatus.CANCELLED,
+            kind=Kind.CANCELLED,
+            signal=signals.enrollment_cancelled,
+            detail={"reason": reason},
+        )
+        for enrollment in pending.select_related("user")
     )
 
 
