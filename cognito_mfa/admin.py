@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import exceptions as exc
 from . import flows
@@ -391,6 +391,8 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             attempts_remaining=max(app_settings.MAX_ATTEMPTS - enrollment.attempts, 0),
         )
 
+    # The form's cleaned data holds the code; the result holds a sign-in's tokens.
+    @sensitive_variables("form", "verified")
     def _verify(
         self, request: HttpRequest, enrollment: Enrollment, form: VerifyDeviceForm
     ) -> TemplateResponse | None:

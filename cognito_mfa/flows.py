@@ -14,7 +14,7 @@ import io
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -98,12 +98,14 @@ def without_credentials(request: HttpRequest | None) -> HttpRequest | None:
     return clone
 
 
+# Result objects carry secrets and tokens to the caller once: their repr (error reports,
+# debuggers, a stray log line) leaves them out.
 @dataclass(frozen=True)
 class StartedEnrollment:
     enrollment: Enrollment
-    secret_code: str
-    otpauth_uri: str
-    challenge_token: str | None = None
+    secret_code: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)
+    challenge_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,8 @@ class VerifiedEnrollment:
     enrollment: Enrollment
     mfa_enabled: bool
     preferred: bool
-    session: str | None = None
-    authentication_result: dict[str, Any] | None = None
+    session: str | None = field(default=None, repr=False)
+    authentication_result: dict[str, Any] | None = field(default=None, repr=False)
 
 
 # --- small helpers --------------------------------------------------------------------------

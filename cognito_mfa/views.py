@@ -272,7 +272,7 @@ class EnrollmentVerifyView(CognitoMFAView):
         errors=(*AUTHENTICATED, *VERIFY_ERRORS),
         enrollment_id=True,
     )
-    @sensitive_variables("body")
+    @sensitive_variables("body", "verified")
     def post(self, request: Request, enrollment_id: str) -> Response:
         # The body first: a malformed one answers 400 whatever the id, so the answer to a bad
         # body tells nothing about ids.
