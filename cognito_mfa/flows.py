@@ -926,6 +926,7 @@ def _verify_leased(
         preference_set=preference_set,
         reset_failures=failures_on_record,
         proven_user=proven_user,
+        unproven_claim=is_challenge and proven_user is None and authentication_result is None,
     )
     if completion_outcome is not None:
         # Whether the server-side RespondToAuthChallenge handed out tokens (never the tokens).
@@ -990,6 +991,7 @@ def _mark_verified(
     preference_set: bool,
     reset_failures: bool = True,
     proven_user: Any = None,
+    unproven_claim: bool = False,
 ) -> Enrollment:
     """Record the verify Cognito accepted. ``preference_set``: TOTP was turned on just now (and
     is announced); ``proven_user``: the site user a sign-in challenge's tokens proved, written
@@ -1029,7 +1031,11 @@ def _mark_verified(
                 Kind.VERIFIED,
                 context,
                 enrollment=enrollment,
-                detail={"preference_pending": preference_owed} if preference_owed else None,
+                detail={
+                    **({"preference_pending": True} if preference_owed else {}),
+                    # The device belongs to the Session's user; the username is only claimed.
+                    **({"claim": "unproven"} if unproven_claim else {}),
+                },
             )
             _send_on_commit(
                 signals.software_token_verified,

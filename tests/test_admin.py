@@ -640,3 +640,44 @@ def test_reset_from_a_sign_in_challenge_row_names_the_site_user(
     assert (reset.cognito_username, reset.user_id) == ("gina", gina.pk)
     (changed,) = signal_log.named("mfa_preference_changed")
     assert (changed["user"], changed["enabled"], changed["source"]) == (gina, False, "admin")
+
+
+@pytest.mark.django_db
+def test_admin_verify_of_an_unproven_sign_in_claim_says_only_what_is_known(
+    mfa_pool: Pool,
+    settings: Any,
+    signal_log: SignalLog,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Server-side completion off: the device verified is the Session's user's, and the
+    username is a claim; the help desk must not read "TOTP MFA is on for <name>"."""
+    from rest_framework.test import APIClient
+
+    from tests.challenge_support import mfa_setup_session
+
+    settings.COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = False
+    session = mfa_setup_session(mfa_pool, "gina")
+    started = (
+        APIClient()
+        .post(
+            "/api/mfa/challenge/enrollments/",
+            {"username": "gina", "session": session},
+            format="json",
+        )
+        .json()
+    )
+    client = Client()
+    client.force_login(make_staff("helpdesk"))
+    signal_log.events.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = confirm_action(client, "verify_device", [started["id"]], user_code=fresh_code())
+
+    shown = messages_of(response)
+    assert not any("TOTP MFA is on" in text for text in shown), shown
+    assert any("claims to be gina" in text and "No tokens proved" in text for text in shown)
+    event = AuditEvent.objects.get(kind="verified")
+    assert event.detail == {"claim": "unproven"}
+    assert event.user is None
+    (sent,) = signal_log.named("software_token_verified")
+    assert sent["user"] is None
+    assert sent["enrollment"].user is None
