@@ -204,7 +204,14 @@ def _short_repr(value: Any) -> str:
 
 def check_throttle_rates() -> list[CheckMessage]:
     """Parse ``COGNITO_MFA_THROTTLE_RATES`` the way the throttles do on each request."""
-    from .throttling import DEFAULT_RATES, ChallengeThrottle, StartThrottle, VerifyThrottle
+    from .throttling import (
+        DEFAULT_RATES,
+        ChallengeThrottle,
+        PreferenceThrottle,
+        StartThrottle,
+        StatusThrottle,
+        VerifyThrottle,
+    )
 
     configured = getattr(settings, "COGNITO_MFA_THROTTLE_RATES", {})
     known = ", ".join(repr(scope) for scope in DEFAULT_RATES)
@@ -228,7 +235,13 @@ def check_throttle_rates() -> list[CheckMessage]:
                     id="cognito_mfa.E009",
                 )
             )
-    for throttle_class in (StartThrottle, VerifyThrottle, ChallengeThrottle):
+    for throttle_class in (
+        StartThrottle,
+        VerifyThrottle,
+        ChallengeThrottle,
+        PreferenceThrottle,
+        StatusThrottle,
+    ):
         scope = throttle_class.scope
         try:
             # What each request does: DRF's parse_rate on the merged rates.

@@ -17,7 +17,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -153,13 +153,13 @@ def install_log_redaction() -> None:
 
 @dataclass(frozen=True)
 class AssociateResult:
-    secret_code: str
-    session: str | None
+    secret_code: str = field(repr=False)
+    session: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    session: str | None
+    session: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -189,9 +189,9 @@ class AuthStep:
     """The outcome of a sign-in step: tokens, or the next challenge."""
 
     challenge_name: str | None
-    session: str | None
-    challenge_parameters: dict[str, Any]
-    authentication_result: dict[str, Any] | None
+    session: str | None = field(repr=False)
+    challenge_parameters: dict[str, Any] = field(repr=False)
+    authentication_result: dict[str, Any] | None = field(repr=False)
 
 
 def parse_mfas_can_setup(raw: Any) -> list[str]:

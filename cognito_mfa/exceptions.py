@@ -59,6 +59,15 @@ class TokenInvalid(CognitoMFAError):
     default_detail = "The access token is not valid."
 
 
+class AccountUnavailable(CognitoMFAError):
+    """The token is valid, but its Cognito user has no usable account on this site: the bound
+    account is inactive, or none may be bound (DRF refuses inactive users alike)."""
+
+    code = "account_unavailable"
+    status = 401
+    default_detail = "This sign-in has no usable account on this site."
+
+
 class ReauthenticationRequired(CognitoMFAError):
     code = "reauthentication_required"
     status = 401

@@ -36,6 +36,11 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
     "not_authenticated": (401, "No access token was sent."),
     "token_invalid": (401, "The access token (or the sign-in Session) is not valid."),
+    "account_unavailable": (
+        401,
+        "The token is valid, but its Cognito user has no usable account on this site "
+        "(deactivated, or none may be bound).",
+    ),
     "reauthentication_required": (
         401,
         "The sign-in (`auth_time`) is older than COGNITO_MFA_REAUTH_MAX_AGE: sign in again.",
@@ -61,7 +66,12 @@ ERRORS: dict[str, tuple[int, str]] = {
 }
 
 # What any bearer-authenticated operation can answer, whatever it does.
-AUTHENTICATED = ("not_authenticated", "token_invalid", "cognito_unavailable")
+AUTHENTICATED = (
+    "not_authenticated",
+    "token_invalid",
+    "account_unavailable",
+    "cognito_unavailable",
+)
 
 
 def error_responses(*codes: str) -> dict[int, Any]:

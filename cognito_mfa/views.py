@@ -23,7 +23,13 @@ from .models import Enrollment
 from .otpauth import render_qr
 from .parsers import JSONParser
 from .schema import AUTHENTICATED, document
-from .throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
+from .throttling import (
+    ChallengeThrottle,
+    PreferenceThrottle,
+    StartThrottle,
+    StatusThrottle,
+    VerifyThrottle,
+)
 from .tokens import AccessToken
 
 MAX_LISTED_ENROLLMENTS = 50
@@ -171,11 +177,13 @@ def _started_payload(started: flows.StartedEnrollment) -> dict[str, Any]:
 class StatusView(CognitoMFAView):
     """``GET status/``: the caller's MFA state in Cognito and any pending enrollment."""
 
+    throttle_classes = [StatusThrottle]
+
     @document(
         operation_id="cognito_mfa_status",
         summary="The caller's MFA state in Cognito and any pending enrollment",
         responses={200: serializers.StatusSerializer},
-        errors=(*AUTHENTICATED, "not_found", "cognito_error"),
+        errors=(*AUTHENTICATED, "not_found", "throttled", "cognito_error"),
     )
     def get(self, request: Request) -> Response:
         payload = flows.get_status(
@@ -272,7 +280,7 @@ class EnrollmentVerifyView(CognitoMFAView):
         errors=(*AUTHENTICATED, *VERIFY_ERRORS),
         enrollment_id=True,
     )
-    @sensitive_variables("body")
+    @sensitive_variables("body", "verified")
     def post(self, request: Request, enrollment_id: str) -> Response:
         # The body first: a malformed one answers 400 whatever the id, so the answer to a bad
         # body tells nothing about ids.
@@ -298,6 +306,8 @@ class EnrollmentVerifyView(CognitoMFAView):
 class PreferenceView(CognitoMFAView):
     """``POST preference/``: turn TOTP MFA on/off, make it preferred or not."""
 
+    throttle_classes = [PreferenceThrottle]
+
     @document(
         operation_id="cognito_mfa_preference",
         summary="Turn TOTP MFA on or off; make it preferred or not",
@@ -309,6 +319,7 @@ class PreferenceView(CognitoMFAView):
             "invalid",
             "reauthentication_required",
             "not_found",
+            "throttled",
             "cognito_error",
         ),
     )
