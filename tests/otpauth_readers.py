@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,3 +98,12 @@ def read_with_node(uris: list[str], at: float) -> list[Reading]:
         check=True,
     )
     return [Reading(**reading) for reading in json.loads(done.stdout)]
+
+
+def read_alike(uri: str) -> tuple[str, str, str]:
+    """Return (issuer, account, code) as both readers agree on them; fail if they differ."""
+    at = time.time()
+    (by_node,) = read_with_node([uri], at)
+    by_pyotp = read_with_pyotp(uri, at)
+    assert by_pyotp == by_node, (by_pyotp, by_node)
+    return by_pyotp.issuer, by_pyotp.account, by_pyotp.code
