@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Field
 from django.http import HttpRequest
@@ -158,19 +159,42 @@ class DefaultAdapter:
         return str(bound) if bound else str(user.get_username())
 
     def get_totp_issuer(self, request: HttpRequest | None) -> str:
-        """Return the issuer shown in authenticator apps."""
+        """Return the issuer shown in authenticator apps: ``COGNITO_MFA_TOTP_ISSUER``, else
+        the current ``Site``'s name (``django.contrib.sites``), else the request's host name
+        without its port."""
         if app_settings.TOTP_ISSUER:
             return app_settings.TOTP_ISSUER
-        if request is not None:
-            from django.contrib.sites.shortcuts import get_current_site
+        if request is None:
+            return "Django"
+        from django.contrib.sites.requests import RequestSite
+        from django.contrib.sites.shortcuts import get_current_site
 
-            return str(get_current_site(request).name)
-        return "Django"
+        try:
+            site = get_current_site(request)
+        except ObjectDoesNotExist:  # no SITE_ID and no Site for this host
+            site = None
+        # A RequestSite's name is the host with its port: the port means nothing to a user,
+        # and its colon would split the label.
+        if site is not None and not isinstance(site, RequestSite) and site.name:
+            return str(site.name)
+        return urlsplit("//" + request.get_host()).hostname or "Django"
 
     def get_totp_label(self, cognito_username: str, user: AbstractBaseUser | None) -> str:
-        """Return the account name shown under the issuer in authenticator apps."""
-        email = getattr(user, "email", "") if user is not None else ""
-        return email or cognito_username
+        """Return the account name shown under the issuer in authenticator apps.
+
+        The Django user's e-mail when it has one, else its ``get_username()``, else the
+        Cognito username. Both flows ask with this one rule; the sign-in challenge passes no
+        user, since its username is only the caller's claim until Cognito's tokens prove it
+        (so a stranger's Session cannot read another user's e-mail off the QR code).
+        """
+        if user is not None:
+            email = getattr(user, user.get_email_field_name(), None)
+            if email:
+                return str(email)
+            username = user.get_username()
+            if username:
+                return str(username)
+        return cognito_username
 
     def get_client_ip(self, request: HttpRequest | None) -> str | None:
         """Return the address written to audit events.

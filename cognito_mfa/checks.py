@@ -55,6 +55,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="cognito_mfa.E003",
                 )
             )
+    errors.extend(_check_totp_issuer())
     errors.extend(_check_encryption_keys())
     errors.extend(_check_numbers())
     errors.extend(check_throttle_rates())
@@ -111,6 +112,23 @@ _KIND_WORDS = {
     "int": "a whole number",
     "float": "a number of seconds",
 }
+
+
+def _check_totp_issuer() -> list[CheckMessage]:
+    """Warn about an issuer with a colon: the Key Uri Format keeps colons out of the label."""
+    issuer = app_settings.TOTP_ISSUER
+    if not issuer or ":" not in str(issuer):
+        return []
+    return [
+        Warning(
+            f"COGNITO_MFA_TOTP_ISSUER {_short_repr(issuer)} contains a colon, which separates "
+            "the issuer from the account in an authenticator's label.",
+            hint="The otpauth URI then names the issuer only in its issuer parameter, which "
+            "older authenticator apps ignore. Use a dash instead, e.g. "
+            '"Example Corp - Berlin".',
+            id="cognito_mfa.W002",
+        )
+    ]
 
 
 def _check_encryption_keys() -> list[CheckMessage]:

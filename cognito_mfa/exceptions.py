@@ -98,6 +98,14 @@ class EnrollmentExpired(CognitoMFAError):
     default_detail = "This enrollment has expired. Start a new one."
 
 
+class RequestTooLarge(CognitoMFAError):
+    """The body is larger than the site's ``DATA_UPLOAD_MAX_MEMORY_SIZE``: nothing was read."""
+
+    code = "request_too_large"
+    status = 413
+    default_detail = "The request body is too large."
+
+
 class Throttled(CognitoMFAError):
     code = "throttled"
     status = 429

@@ -51,6 +51,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "enrollment_locked": (409, "Too many wrong codes: start a new enrollment."),
     "enrollment_not_pending": (409, "Already verified or cancelled, or a verify is running."),
     "enrollment_expired": (410, "Past `expires_at`, or Cognito no longer accepts its credential."),
+    "request_too_large": (
+        413,
+        "The body is larger than the site's DATA_UPLOAD_MAX_MEMORY_SIZE; nothing changed.",
+    ),
     "unsupported_media_type": (415, "The body is not `application/json`."),
     "throttled": (
         429,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import Http404
 from django.views.decorators.debug import sensitive_variables
@@ -36,6 +38,7 @@ MAX_LISTED_ENROLLMENTS = 50
 # What a verify can answer besides authentication errors (for the OpenAPI schema).
 VERIFY_ERRORS = (
     "invalid",
+    "request_too_large",
     "invalid_code",
     "not_found",
     "enrollment_locked",
@@ -80,6 +83,12 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
             {"code": "invalid", "detail": "The request body is not valid.", "fields": fields},
             status=400,
         )
+    if isinstance(error, RequestDataTooBig):
+        # Django's own answer would be its HTML 400 page.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _error_response(
+            exc.RequestTooLarge(f"The request body is larger than the {limit} bytes accepted.")
+        )
     if isinstance(error, drf_exceptions.ParseError):
         return _error_response(exc.InvalidInput("The request body is not valid JSON."))
     if isinstance(error, drf_exceptions.NotAuthenticated):
@@ -121,6 +130,13 @@ class CognitoMFAView(APIView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method == "POST":
+            # Read the body first: Django refuses one over DATA_UPLOAD_MAX_MEMORY_SIZE here,
+            # before authentication, throttles or any Cognito call could act on the request.
+            request.body  # noqa: B018
+        super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -221,6 +237,7 @@ class EnrollmentListView(CognitoMFAView):
         errors=(
             *AUTHENTICATED,
             "invalid",
+            "request_too_large",
             "reauthentication_required",
             "not_found",
             "enrollment_not_pending",
@@ -317,6 +334,7 @@ class PreferenceView(CognitoMFAView):
         errors=(
             *AUTHENTICATED,
             "invalid",
+            "request_too_large",
             "reauthentication_required",
             "not_found",
             "throttled",
@@ -355,6 +373,7 @@ class ChallengeEnrollmentView(ChallengeView):
         responses={201: serializers.ChallengeStartedEnrollmentSerializer},
         errors=(
             "invalid",
+            "request_too_large",
             "token_invalid",
             "not_found",
             "throttled",
