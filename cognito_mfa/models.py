@@ -117,7 +117,15 @@ class Enrollment(models.Model):
                 name="cognito_mfa_no_credential_when_finished",
             ),
         ]
-        indexes = [models.Index(fields=["status", "expires_at"], name="cognito_mfa_status_exp")]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="cognito_mfa_status_exp"),
+            # The admin's list, newest first (the primary key breaks ties), on its own and
+            # filtered by status or flow: a page reads its rows from the index, whatever the
+            # table's size. The cleanup walks the first one to purge old rows.
+            models.Index(fields=["created_at", "id"], name="cognito_mfa_enr_created"),
+            models.Index(fields=["status", "created_at", "id"], name="cognito_mfa_enr_status_new"),
+            models.Index(fields=["flow", "created_at", "id"], name="cognito_mfa_enr_flow_new"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.cognito_username} ({self.get_status_display()})"
@@ -175,6 +183,15 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("MFA audit event")
         verbose_name_plural = _("MFA audit events")
+        # The admin's filters, each serving a page newest first (the list on its own walks
+        # ``created_at``'s index).
+        indexes = [
+            models.Index(fields=["kind", "created_at", "id"], name="cognito_mfa_evt_kind_new"),
+            models.Index(fields=["source", "created_at", "id"], name="cognito_mfa_evt_source_new"),
+            models.Index(
+                fields=["outcome", "created_at", "id"], name="cognito_mfa_evt_outcome_new"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.outcome})"

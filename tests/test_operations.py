@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from io import StringIO
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from cryptography.fernet import Fernet
@@ -124,6 +125,150 @@ def test_admin_pages_make_as_many_queries_for_300_rows_as_for_10() -> None:
     assert AuditEvent.objects.count() >= 1000
     large = _queries_per_page(client, pages(many[0]))
     assert large == small
+
+
+# The admin's pages: statements per page bounded at two sizes, whatever the filter, search
+# or page; the larger size lists more rows than the paginator counts (on PostgreSQL it then
+# asks the planner's estimate: one statement more, within the budget).
+PAGE_BUDGET = {
+    # session, user and its two permission lookups, the count (and the estimate past the
+    # exact limit), the page's rows
+    "list": 7,
+    # a search first looks up the site accounts the term names
+    "search": 8,
+}
+SMALL_EXACT_COUNT_LIMIT = 50
+
+
+def _scale_pages() -> dict[str, tuple[str, str]]:
+    enrollments = reverse("admin:cognito_mfa_enrollment_changelist")
+    events = reverse("admin:cognito_mfa_auditevent_changelist")
+    # What the date filter's "This month" links to.
+    first = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    since = urlencode(
+        {"created_at__gte": str(first), "created_at__lt": str(first + timedelta(days=32))}
+    )
+    return {
+        "enrollments": ("list", enrollments),
+        "enrollments page 2": ("list", f"{enrollments}?p=2"),
+        "enrollments by status": ("list", f"{enrollments}?status__exact=verified"),
+        "enrollments by flow": ("list", f"{enrollments}?flow__exact=access_token"),
+        "enrollments this month": ("list", f"{enrollments}?{since}"),
+        "enrollments searched": ("search", f"{enrollments}?q=user1"),
+        "enrollments by e-mail": ("search", f"{enrollments}?q=user7@example.test"),
+        "events": ("list", events),
+        "events page 2": ("list", f"{events}?p=2"),
+        "events by kind": ("list", f"{events}?kind__exact=verification_failed"),
+        "events by source": ("list", f"{events}?source__exact=admin"),
+        "events by outcome": ("list", f"{events}?outcome__exact=invalid_code"),
+        "events this month": ("list", f"{events}?{since}"),
+        "events searched": ("search", f"{events}?q=user2"),
+    }
+
+
+@pytest.mark.django_db
+def test_admin_pages_stay_within_their_statement_budget_at_two_sizes(
+    django_assert_max_num_queries: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cognito_mfa import admin as mfa_admin
+
+    monkeypatch.setattr(mfa_admin, "EXACT_COUNT_LIMIT", SMALL_EXACT_COUNT_LIMIT)
+    client = Client()
+    client.force_login(make_staff("desk"))
+    pages = _scale_pages()
+    for rows in (10, 300):  # fewer rows than one page; more than the paginator counts
+        _add_rows(Enrollment.objects.count(), rows)
+        assert Enrollment.objects.count() == rows
+        for name, (kind, url) in pages.items():
+            client.get(url)  # warm the process-wide caches (content types) first
+            with django_assert_max_num_queries(PAGE_BUDGET[kind]):
+                response = client.get(url)
+            assert response.status_code == 200, (name, rows)
+            assert response.context["cl"].result_list, (name, rows)
+
+
+@pytest.mark.django_db
+def test_a_long_list_is_counted_up_to_the_limit_then_estimated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cognito_mfa import admin as mfa_admin
+
+    monkeypatch.setattr(mfa_admin, "EXACT_COUNT_LIMIT", 20)
+    _add_rows(0, 60)
+    rows = Enrollment.objects.order_by("-created_at", "-id")
+    assert mfa_admin.EstimatingPaginator(rows.filter(cognito_username="user3"), 10).count == 1
+    assert mfa_admin.EstimatingPaginator(rows.none(), 10).count == 0
+    with CaptureQueriesContext(connection) as captured:
+        counted = mfa_admin.EstimatingPaginator(rows, 10).count
+    sql = [query["sql"] for query in captured.captured_queries]
+    assert "LIMIT 21" in sql[0]  # never a count over the whole table
+    if connection.vendor == "postgresql":
+        # The planner's guess: never below what was counted, in the right order of size.
+        assert 21 <= counted < 10_000
+        assert sql[1].startswith("EXPLAIN")
+        assert len(sql) == 2
+    else:
+        assert counted == 60
+
+
+@pytest.mark.django_db
+def test_admin_filters_list_fixed_choices_without_reading_the_table(admin_client: Client) -> None:
+    _add_rows(0, 5)
+    events = reverse("admin:cognito_mfa_auditevent_changelist")
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(events)
+    assert response.status_code == 200
+    sql = " ".join(query["sql"] for query in captured.captured_queries).upper()
+    assert "DISTINCT" not in sql
+    filters = {spec.title: spec for spec in response.context["cl"].filter_specs}
+    sources = [choice["display"] for choice in filters["source"].choices(response.context["cl"])]
+    assert [str(s) for s in sources] == [
+        "All",
+        "REST API",
+        "sign-in challenge",
+        "admin",
+        "management command",
+    ]
+    outcomes = filters["outcome"].lookup_choices
+    assert {"ok", "invalid_code", "enrollment_expired", "cognito_unavailable"} <= {
+        value for value, _ in outcomes
+    }
+    # No facet counts on request either: they would count every choice over the table.
+    with CaptureQueriesContext(connection) as captured:
+        assert admin_client.get(f"{events}?_facets=True").status_code == 200
+    assert all(
+        "COUNT" not in q["sql"].upper() or "LIMIT" in q["sql"].upper()
+        for q in captured.captured_queries
+    )
+    by_source = admin_client.get(events, {"source__exact": "admin"})
+    assert len(by_source.context["cl"].result_list) == 15
+    assert not admin_client.get(events, {"source__exact": "api"}).context["cl"].result_list
+
+
+@pytest.mark.django_db
+def test_admin_search_matches_the_start_of_usernames_and_whole_accounts(
+    admin_client: Client,
+) -> None:
+    _add_rows(0, 30)
+    enrollments = reverse("admin:cognito_mfa_enrollment_changelist")
+
+    def found(term: str) -> set[str]:
+        response = admin_client.get(enrollments, {"q": term})
+        assert response.status_code == 200
+        return {row.cognito_username for row in response.context["cl"].result_list}
+
+    assert found("user2") == {"user2", *(f"user2{i}" for i in range(10))}
+    assert found("ser2") == set()  # the start of a name, not any part of it: an index serves it
+    assert found("USER2@example.test") == {"user2"}  # an e-mail address, whole
+    assert found("example.test") == set()
+    # A site username, whole, finds the rows of its account whatever their Cognito name.
+    Enrollment.objects.filter(cognito_username="user5").update(cognito_username="cognito-5")
+    assert found("user5") == {"cognito-5"}
+    with CaptureQueriesContext(connection) as captured:
+        admin_client.get(enrollments, {"q": "user2"})
+    sql = " ".join(query["sql"] for query in captured.captured_queries)
+    assert "LIKE 'user2%'" in sql  # a prefix, which the username's index answers
+    assert all("%user2%" not in str(q) for q in captured.captured_queries)
 
 
 # --- cleanup_enrollments: finished rows past the retention, in batches ------------------------
