@@ -45,6 +45,33 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         """Pending enrollments whose time is up."""
         return self.pending().filter(expires_at__lte=now)
 
+    def expirable(self, now: Any) -> EnrollmentQuerySet:
+        """Stale enrollments no verify holds: one holding the lease (its Cognito call is under
+        way) finishes first."""
+        return self.stale(now).filter(
+            Q(verify_lease_until__isnull=True) | Q(verify_lease_until__lt=now)
+        )
+
+    def expire(self, now: Any) -> int:
+        """Expire the expirable rows of this queryset (compare-and-set); return how many."""
+        return self.expirable(now).update(
+            status=EnrollmentStatus.EXPIRED,
+            encrypted_credential=None,
+            verify_lease_until=None,
+            finished_at=now,
+        )
+
+    def purgeable(self, cutoff: Any) -> EnrollmentQuerySet:
+        """Finished enrollments that ended before ``cutoff`` (rows finished before
+        ``finished_at`` was recorded: created before it). Pending rows never are.
+
+        Every such row was created before ``cutoff`` too (a row finishes after it starts), so
+        the condition on ``created_at`` lets the walk over old rows use that column's index.
+        """
+        return self.filter(status__in=TERMINAL_STATUSES, created_at__lt=cutoff).filter(
+            Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True)
+        )
+
 
 class Enrollment(models.Model):
     """One attempt to register a software token (TOTP authenticator) for a Cognito user."""
@@ -125,6 +152,13 @@ class Enrollment(models.Model):
             models.Index(fields=["created_at", "id"], name="cognito_mfa_enr_created"),
             models.Index(fields=["status", "created_at", "id"], name="cognito_mfa_enr_status_new"),
             models.Index(fields=["flow", "created_at", "id"], name="cognito_mfa_enr_flow_new"),
+            # The few verified rows still owing SetUserMFAPreference, found by the cleanup
+            # without reading the others.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(preference_pending=True),
+                name="cognito_mfa_enr_owed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -377,6 +378,150 @@ def test_purging_on_several_hosts_at_once_deletes_each_row_once(settings: Any) -
     assert AuditEvent.objects.filter(enrollment__isnull=True).count() == len(ids)
 
 
+# --- cleanup_enrollments: statements linear in the rows removed, each one short ---------------
+
+
+def _stale(count: int, *, prefix: str = "stale") -> list[Any]:
+    long_ago = timezone.now() - timedelta(hours=2)
+    rows = Enrollment.objects.bulk_create(
+        [
+            Enrollment(
+                cognito_username=f"{prefix}{index}",
+                flow="challenge",
+                created_at=long_ago,
+                # Ties on expires_at: the keyset's primary key separates them.
+                expires_at=long_ago + timedelta(minutes=index // 3),
+                encrypted_credential=crypto.encrypt("credential"),
+            )
+            for index in range(count)
+        ]
+    )
+    return [row.pk for row in rows]
+
+
+def _statements(run: Callable[[], Any]) -> tuple[Any, int, int]:
+    """Run; return its result, the statements it sent and the longest one's length."""
+    with CaptureQueriesContext(connection) as captured:
+        result = run()
+    return result, len(captured), max((len(q["sql"]) for q in captured.captured_queries), default=0)
+
+
+@pytest.mark.django_db
+def test_expiring_twice_the_rows_takes_twice_the_batches_of_the_same_statements() -> None:
+    context = flows.Context.build("command")
+
+    def expire() -> int:
+        return flows.expire_stale_enrollments(context, batch_size=10)
+
+    none, empty, _ = _statements(expire)
+    _stale(40, prefix="a")
+    forty, small, small_longest = _statements(expire)
+    _stale(80, prefix="b")
+    eighty, large, large_longest = _statements(expire)
+    assert (none, forty, eighty) == (0, 40, 80)
+    # Each batch of 10 sends the same statements: 4 batches, then 8.
+    assert large - empty == 2 * (small - empty)
+    # No statement grows with the rows already handled (an exclusion list of their ids did).
+    assert large_longest <= small_longest + 50
+    assert Enrollment.objects.filter(status="expired", encrypted_credential=None).count() == 120
+    assert AuditEvent.objects.filter(kind="expired", outcome="enrollment_expired").count() == 120
+
+
+@pytest.mark.django_db
+def test_purging_twice_the_rows_takes_twice_the_batches_of_the_same_statements(
+    settings: Any,
+) -> None:
+    settings.COGNITO_MFA_RETENTION = timedelta(days=90)
+    # Recent rows the walk must not read on every batch (nor at its end).
+    _add_rows(0, 50)
+
+    def purge() -> tuple[int, int]:
+        return flows.purge_finished(batch_size=10)
+
+    _, empty, _ = _statements(purge)
+    _old_finished(40, prefix="a", events=True)
+    AuditEvent.objects.filter(enrollment__cognito_username__startswith="a").update(
+        created_at=timezone.now() - timedelta(days=200)
+    )
+    small_result, small, small_longest = _statements(purge)
+    _old_finished(80, prefix="b", events=True)
+    AuditEvent.objects.filter(enrollment__cognito_username__startswith="b").update(
+        created_at=timezone.now() - timedelta(days=200)
+    )
+    large_result, large, large_longest = _statements(purge)
+    assert (small_result, large_result) == ((40, 40), (80, 80))
+    assert large - empty == 2 * (small - empty)
+    assert large_longest <= small_longest + 50
+    assert Enrollment.objects.count() == 50
+
+
+@pytest.mark.django_db
+def test_a_batch_another_process_changed_is_expired_row_by_row_exactly_once(
+    signal_log: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from cognito_mfa.models import EnrollmentQuerySet
+
+    ids = _stale(12)
+    original = EnrollmentQuerySet.expire
+    crossed: list[int] = []
+
+    def expire_after_another_host(self: Any, now: Any) -> int:
+        if not crossed:  # the first batch: another host expires one of its rows first
+            crossed.append(original(Enrollment.objects.filter(pk=ids[0]), now))
+        return original(self, now)
+
+    monkeypatch.setattr(EnrollmentQuerySet, "expire", expire_after_another_host)
+    with django_capture_on_commit_callbacks(execute=True):
+        expired = flows.expire_stale_enrollments(flows.Context.build("command"), batch_size=5)
+    assert crossed == [1]
+    # The crossed batch rolled back as a whole (the other host's change with it, here) and
+    # went row by row: every row expired once, audited once, announced once.
+    assert expired == 12
+    assert Enrollment.objects.filter(status="expired").count() == 12
+    assert AuditEvent.objects.filter(kind="expired").count() == 12
+    assert sorted(sent["enrollment"].pk for sent in signal_log.named("enrollment_expired")) == (
+        sorted(ids)
+    )
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_expiry_skips_a_row_a_start_holds_instead_of_waiting_for_it(signal_log: Any) -> None:
+    import threading
+
+    from django.db import connections, transaction
+
+    ids = _stale(6)
+    held, release = threading.Event(), threading.Event()
+
+    def start_holding_the_row() -> None:
+        try:
+            with transaction.atomic():
+                # What a start does with the user's pending rows: lock them until it commits.
+                list(Enrollment.objects.select_for_update().filter(pk=ids[2]))
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=start_holding_the_row)
+    holder.start()
+    try:
+        assert held.wait(timeout=10)
+        began = time.monotonic()
+        expired = flows.expire_stale_enrollments(flows.Context.build("command"), batch_size=4)
+        took = time.monotonic() - began
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert expired == 5
+    assert took < 5  # never waited for the lock the start held
+    assert Enrollment.objects.get(pk=ids[2]).status == "pending"
+    # The next run expires it.
+    assert flows.expire_stale_enrollments(flows.Context.build("command")) == 1
+    assert len(signal_log.named("enrollment_expired")) == 6
+
+
 # --- rotate_encryption_keys: a batch size that is not a positive number -----------------------
 
 
@@ -405,7 +550,7 @@ def test_rotation_refuses_a_batch_size_below_one_before_changing_anything(
 # --- migrations: forwards with data written by each older schema, and back --------------------
 
 APP = "cognito_mfa"
-LATEST = "0004_unproven_challenge_claims_name_nobody"
+LATEST = "0005_admin_list_indexes"
 
 
 def _migrate(name: str | None) -> Any:
@@ -462,7 +607,21 @@ def test_migrations_forwards_keep_older_rows_and_back_to_zero(back_to_latest: No
     )
 
     _migrate("0003_enrollment_user_proven_by_tokens")
-    _migrate(LATEST)
+    _migrate("0004_unproven_challenge_claims_name_nobody")
+    _migrate(LATEST)  # concurrent index builds on PostgreSQL, outside a transaction
+    with connection.cursor() as cursor:
+        built = set(
+            connection.introspection.get_constraints(cursor, Enrollment._meta.db_table)
+        ) | set(connection.introspection.get_constraints(cursor, AuditEvent._meta.db_table))
+    assert {
+        "cognito_mfa_enr_created",
+        "cognito_mfa_enr_status_new",
+        "cognito_mfa_enr_flow_new",
+        "cognito_mfa_enr_owed",
+        "cognito_mfa_evt_kind_new",
+        "cognito_mfa_evt_source_new",
+        "cognito_mfa_evt_outcome_new",
+    } <= built
     assert Enrollment.objects.get(pk=claim.pk).user_id is None
     assert Enrollment.objects.get(pk=proven.pk).user_id == alice.pk
     assert Enrollment.objects.get(pk=own.pk).user_id == alice.pk

@@ -1,6 +1,7 @@
-"""Indexes for the admin's lists (newest first, on their own and per filter) and the cleanup's
-walk over old rows. PostgreSQL builds them concurrently, so a live site keeps writing
-enrollments and audit events while they build; hence ``atomic = False``.
+"""Indexes for the admin's lists (newest first, on their own and per filter) and the
+cleanup's walks over old rows and owed preferences. PostgreSQL builds them concurrently, so
+a live site keeps writing enrollments and audit events while they build; hence
+``atomic = False``.
 """
 
 from django.db import migrations, models
@@ -30,6 +31,14 @@ class Migration(migrations.Migration):
             model_name="enrollment",
             index=models.Index(
                 fields=["flow", "created_at", "id"], name="cognito_mfa_enr_flow_new"
+            ),
+        ),
+        AddIndexConcurrentlyOnPostgreSQL(
+            model_name="enrollment",
+            index=models.Index(
+                fields=["created_at"],
+                condition=models.Q(preference_pending=True),
+                name="cognito_mfa_enr_owed",
             ),
         ),
         AddIndexConcurrentlyOnPostgreSQL(
