@@ -1351,7 +1351,7 @@ def expire_stale_enrollments(context: Context, *, batch_size: int = 500) -> int:
 
 
 def purge_finished(
-    older_than: timedelta | None = None, *, batch_size: int = 1000
+    older_than: timedelta | None = None, *, batch_size: int = 500
 ) -> tuple[int, int]:
     """Delete finished enrollments and audit events older than the retention period.
 
