@@ -30,6 +30,12 @@ class AddIndexConcurrentlyOnPostgreSQL(migrations.AddIndex):
             # database may not have installed.
             from django.contrib.postgres.operations import AddIndexConcurrently
 
+            # A concurrent build that was interrupted leaves an invalid index behind, and a
+            # migration that is not atomic is not recorded until its last operation: so that
+            # running ``migrate`` again completes it, an index left by an earlier attempt is
+            # dropped (without blocking writes either) and built again.
+            name = schema_editor.connection.ops.quote_name(self.index.name)
+            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
             concurrent = AddIndexConcurrently(self.model_name, self.index)
             concurrent.database_forwards(app_label, schema_editor, from_state, to_state)
         else:
