@@ -72,7 +72,7 @@ FROM (
                          'verified', 'verified', 'expired', 'expired', 'cancelled',
                          'cancelled', 'locked'])[1 + (g * 7) %% 12] END AS status,
         CASE WHEN g %% 20 = 0 AND g / 20 <= %(users)s THEN g / 20
-             ELSE 1 + (g * 7919) %% %(users)s END AS user_number
+             ELSE 1 + (g::bigint * 7919) %% %(users)s END AS user_number
     FROM generate_series(1, %(rows)s) AS g
 ) AS s
 JOIN auth_user AS u ON u.username = 'user' || s.user_number
