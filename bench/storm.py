@@ -69,16 +69,20 @@ class Storm:
     refusal_ms: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _post(
-        self, connection: http.client.HTTPConnection, path: str, user: User, body: Any
-    ) -> tuple[int, dict[str, Any], float, float]:
-        """POST; return status, JSON body, Retry-After (s) and the answer's time in ms."""
+    def _post(self, path: str, user: User, body: Any) -> tuple[int, dict[str, Any], float, float]:
+        """POST on a new connection (a user waits seconds between requests, longer than a
+        server keeps a connection open); return status, JSON body, Retry-After (s) and the
+        answer's time in ms, connecting included."""
         headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
-        began = time.perf_counter()
-        connection.request("POST", path, json.dumps(body).encode(), headers)
-        response = connection.getresponse()
-        raw = response.read()
-        elapsed_ms = (time.perf_counter() - began) * 1000
+        connection = http.client.HTTPConnection("127.0.0.1", user.port, timeout=60)
+        try:
+            began = time.perf_counter()
+            connection.request("POST", path, json.dumps(body).encode(), headers)
+            response = connection.getresponse()
+            raw = response.read()
+            elapsed_ms = (time.perf_counter() - began) * 1000
+        finally:
+            connection.close()
         try:
             answer = json.loads(raw)
         except ValueError:
@@ -87,11 +91,11 @@ class Storm:
         return response.status, answer, retry_after, elapsed_ms
 
     def _until_answered(
-        self, connection: http.client.HTTPConnection, path: str, user: User, body: Any
+        self, path: str, user: User, body: Any
     ) -> tuple[int, dict[str, Any]] | None:
         """Send until an answer that is not 429/503, honouring Retry-After; None past give-up."""
         while time.monotonic() < self.give_up_at:
-            status, answer, retry_after, elapsed_ms = self._post(connection, path, user, body)
+            status, answer, retry_after, elapsed_ms = self._post(path, user, body)
             if status == 429 and answer.get("detail") == CallBudgetExhausted.default_detail:
                 user.refusals += 1
                 with self.lock:
@@ -104,9 +108,8 @@ class Storm:
         return None
 
     def run_user(self, user: User) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", user.port, timeout=60)
         try:
-            started = self._until_answered(connection, "/api/mfa/enrollments/", user, {})
+            started = self._until_answered("/api/mfa/enrollments/", user, {})
             if started is None:
                 return
             status, answer = started
@@ -118,7 +121,7 @@ class Storm:
             path = f"/api/mfa/enrollments/{answer['id']}/verify/"
             secret = answer["secret_code"]
             user.sent_code = True
-            verified = self._until_answered(connection, path, user, {"user_code": totp(secret)})
+            verified = self._until_answered(path, user, {"user_code": totp(secret)})
             if verified is None:
                 return
             status, body = verified
@@ -128,8 +131,6 @@ class Storm:
                 user.other.append(f"verify {status} {body.get('code')}")
         except (OSError, http.client.HTTPException) as error:
             user.other.append(type(error).__name__)
-        finally:
-            connection.close()
 
     def run(self) -> dict[str, Any]:
         began = time.monotonic() + 0.5

@@ -77,6 +77,11 @@ DECREASE = 0.5
 MIN_FACTOR = 0.1
 INCREASE_PER_S = 0.05
 HOLD_S = 1.0
+# Refused starts are told to come back one after the other, spaced by the rate starts get,
+# instead of all at once a second later (a crowd of retries would cost every process CPU
+# and come back to the same refusal): the n-th refused start waits about n / that rate
+# seconds, at most MAX_SPREAD_S.
+MAX_SPREAD_S = 30.0
 
 REDIS_BACKENDS = (
     "django.core.cache.backends.redis.RedisCache",
@@ -85,9 +90,10 @@ REDIS_BACKENDS = (
 
 _KEY = "cognito_mfa:call_budget:{category}:{part}"
 
-# One decision, atomic in Redis. KEYS: the bucket's arrival time, the back-off state.
-# ARGV: mode ("acquire" or "throttled"), rate, the fill this call may reach (seconds), and
-# the back-off constants. Numbers go back as strings: Redis turns Lua numbers into integers.
+# One decision, atomic in Redis. KEYS: the bucket's arrival time, the back-off state, the
+# refused starts' queue. ARGV: mode ("acquire" or "throttled"), rate, the fill this call may
+# reach (seconds), the back-off constants, whether a refusal queues (starts), MAX_SPREAD_S.
+# Numbers go back as strings: Redis turns Lua numbers into integers.
 _SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
@@ -114,7 +120,15 @@ local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
 local tat = math.max(stored, now)
 local fill = tat + interval - now
 if fill > limit + 1e-9 then
-  return {0, tostring(fill - limit), tostring(factor)}
+  local wait = fill - limit
+  if ARGV[8] == '1' then
+    local queued = math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), now + wait)
+    queued = math.min(queued + 1.0 / (rate * factor * limit), now + tonumber(ARGV[9]))
+    redis.call('SET', KEYS[3], string.format('%.6f', queued), 'PX',
+      math.ceil((queued - now) * 1000) + 1000)
+    wait = queued - now
+  end
+  return {0, tostring(wait), tostring(factor)}
 end
 redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX',
   math.ceil(fill * 1000) + 1000)
@@ -139,6 +153,7 @@ class LocalState:
         self._lock = threading.Lock()
         self._tat: dict[str, float] = {}
         self._backoff: dict[str, tuple[float, float]] = {}
+        self._queue: dict[str, float] = {}
 
     def _factor(self, category: str, now: float) -> tuple[float, float | None]:
         state = self._backoff.get(category)
@@ -160,7 +175,13 @@ class LocalState:
             tat = max(self._tat.get(category, 0.0), now)
             fill = tat + interval - now
             if fill > limit + 1e-9:  # float sums: 5 x 0.1 s must fit in 0.5 s
-                return Decision(False, fill - limit, factor)
+                wait = fill - limit
+                if limit < WINDOW_S:  # a start: queue it behind the starts refused before
+                    queued = max(self._queue.get(category, 0.0), now + wait)
+                    queued = min(queued + 1.0 / (rate * factor * limit), now + MAX_SPREAD_S)
+                    self._queue[category] = queued
+                    wait = queued - now
+                return Decision(False, wait, factor)
             self._tat[category] = tat + interval
             return Decision(True, 0.0, factor)
 
@@ -186,6 +207,7 @@ class RedisState:
         keys = [
             cache.make_key(_KEY.format(category=category, part="tat")),
             cache.make_key(_KEY.format(category=category, part="backoff")),
+            cache.make_key(_KEY.format(category=category, part="queue")),
         ]
         args: list[str | float] = [
             mode,
@@ -195,6 +217,8 @@ class RedisState:
             MIN_FACTOR,
             INCREASE_PER_S,
             HOLD_S,
+            "1" if limit < WINDOW_S else "0",
+            MAX_SPREAD_S,
         ]
         admitted, wait_s, factor = self.script(keys=keys, args=args)
         return Decision(bool(int(admitted)), float(wait_s), float(factor))

@@ -82,6 +82,25 @@ def test_starts_get_the_unreserved_share_and_are_refused_with_the_wait(clock: Fa
     assert _admitted(calls, "AssociateSoftwareToken", 2) == 1
 
 
+def test_refused_starts_are_told_to_come_back_one_after_the_other(clock: FakeClock) -> None:
+    calls = _budget(clock)
+    _admitted(calls, "AssociateSoftwareToken", 5)
+    waits = []
+    for _ in range(20):
+        with pytest.raises(exc.CallBudgetExhausted) as refused:
+            calls.charge("AssociateSoftwareToken")
+        waits.append(refused.value.retry_after)
+    # Starts get 5 a second here: the 20 refused are spread over 4 s, not all sent back at 1 s.
+    assert waits[:4] == [1] * 4
+    assert waits[-1] == 5
+    assert waits == sorted(waits)
+    # A finishing call is not queued behind them: it waits only for its own slot.
+    _admitted(calls, "VerifySoftwareToken", 5, finishing=True)
+    with pytest.raises(exc.CallBudgetExhausted) as refused:
+        calls.charge("VerifySoftwareToken", finishing=True)
+    assert refused.value.retry_after == 1
+
+
 def test_a_start_never_takes_the_last_finishing_slot(clock: FakeClock) -> None:
     calls = _budget(clock)
     assert _admitted(calls, "VerifySoftwareToken", 9, finishing=True) == 9
@@ -267,14 +286,14 @@ def tight(settings: Any, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return clock
 
 
-def _assert_refused(response: Any) -> None:
+def _assert_refused(response: Any, retry_after: str) -> None:
     assert response.status_code == 429, response.content
     assert response["Content-Type"] == "application/json"
     assert response.json() == {
         "code": "throttled",
         "detail": exc.CallBudgetExhausted.default_detail,
     }
-    assert response["Retry-After"] == "1"
+    assert response["Retry-After"] == retry_after
 
 
 @pytest.mark.django_db
@@ -286,7 +305,7 @@ def test_a_start_refused_for_the_budget_is_a_429_and_changes_nothing(
 
     response = alice_api.post(BASE + "enrollments/", {}, format="json")
 
-    _assert_refused(response)
+    _assert_refused(response, "2")  # 0.5 s to a slot + 1 s behind the queue
     assert not Enrollment.objects.exists()
     assert AuditEvent.objects.count() == events
 
@@ -303,7 +322,7 @@ def test_a_verify_refused_for_the_budget_is_a_429_and_the_enrollment_waits(
         f"{BASE}enrollments/{started['id']}/verify/", {"user_code": fresh_code()}, format="json"
     )
 
-    _assert_refused(response)
+    _assert_refused(response, "1")
     enrollment = Enrollment.objects.get()
     assert enrollment.status == "pending"
     assert enrollment.attempts == 0
@@ -328,7 +347,7 @@ def test_a_challenge_start_refused_for_the_budget_is_a_429(
         {"username": "carol", "session": "x" * 40},
         format="json",
     )
-    _assert_refused(response)
+    _assert_refused(response, "2")
     assert not Enrollment.objects.exists()
 
 
@@ -583,14 +602,19 @@ def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
         },
     }
     settings.COGNITO_MFA_CALL_BUDGET_CACHE = "budget"
-    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 10}
+    # 4/s on Redis's own clock: a slot frees every 0.25 s, far longer than these steps take.
+    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     one, other = CallBudget(budget.RedisState("budget")), CallBudget(budget.RedisState("budget"))
-    assert _admitted(one, "AssociateSoftwareToken", 20) == 5
-    assert _admitted(other, "AssociateSoftwareToken", 20) == 0  # the same bucket
-    assert _admitted(other, "VerifySoftwareToken", 20, finishing=True) == 5
+    assert _admitted(one, "AssociateSoftwareToken", 10) == 2
+    assert _admitted(other, "AssociateSoftwareToken", 10) == 0  # the same bucket
+    # ... and the same queue of refused starts, 2 a second: the 19th comes back after ~9.5 s.
+    with pytest.raises(exc.CallBudgetExhausted) as refused:
+        one.charge("AssociateSoftwareToken")
+    assert refused.value.retry_after in (9, 10, 11)
+    assert _admitted(other, "VerifySoftwareToken", 10, finishing=True) == 2
     one.throttled("VerifySoftwareToken")
-    decision = other.state.decide("UserResourceUpdate", "acquire", 10, 1.0)
+    decision = other.state.decide("UserResourceUpdate", "acquire", 4, 1.0)
     assert decision.factor == pytest.approx(0.5, abs=0.01)
     assert not decision.admitted
     assert decision.wait_s > 0
