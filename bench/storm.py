@@ -31,7 +31,8 @@ from cognito_mfa.exceptions import CallBudgetExhausted
 STORM_QUOTA_MULTIPLE = 4.0  # users arrive at this multiple of the enrollments the quota allows
 STORM_WINDOW_S = 40.0
 STORM_SCAN_S = 3.0  # between the start's answer and the verify
-STORM_GIVE_UP_S = 30.0  # after the window: users still going then are counted as they are
+STORM_GIVE_UP_S = 30.0  # after the window, users not yet started give up
+STORM_FINISH_S = 60.0  # a started user keeps trying to verify this long after the start
 STORM_CALLS_PER_ENROLLMENT = 3  # associate, verify, set preference
 
 
@@ -91,10 +92,16 @@ class Storm:
         return response.status, answer, retry_after, elapsed_ms
 
     def _until_answered(
-        self, path: str, user: User, body: Any
+        self, path: str, user: User, deadline: float, secret: str | None = None
     ) -> tuple[int, dict[str, Any]] | None:
-        """Send until an answer that is not 429/503, honouring Retry-After; None past give-up."""
-        while time.monotonic() < self.give_up_at:
+        """Send until an answer that is not 429/503, honouring Retry-After; None past the
+        deadline. With ``secret`` the body is the code, read off the authenticator at each
+        send (right, and current)."""
+        while time.monotonic() < deadline:
+            body = {}
+            if secret is not None:
+                user.sent_code = True
+                body = {"user_code": totp(secret)}
             status, answer, retry_after, elapsed_ms = self._post(path, user, body)
             if status == 429 and answer.get("detail") == CallBudgetExhausted.default_detail:
                 user.refusals += 1
@@ -109,7 +116,7 @@ class Storm:
 
     def run_user(self, user: User) -> None:
         try:
-            started = self._until_answered("/api/mfa/enrollments/", user, {})
+            started = self._until_answered("/api/mfa/enrollments/", user, self.give_up_at)
             if started is None:
                 return
             status, answer = started
@@ -120,8 +127,8 @@ class Storm:
             time.sleep(STORM_SCAN_S)
             path = f"/api/mfa/enrollments/{answer['id']}/verify/"
             secret = answer["secret_code"]
-            user.sent_code = True
-            verified = self._until_answered(path, user, {"user_code": totp(secret)})
+            deadline = user.started_at + STORM_FINISH_S
+            verified = self._until_answered(path, user, deadline, secret)
             if verified is None:
                 return
             status, body = verified
@@ -147,7 +154,7 @@ class Storm:
             thread.start()
             threads.append(thread)
         for thread in threads:
-            thread.join(timeout=max(1.0, self.give_up_at + 90 - time.monotonic()))
+            thread.join(timeout=max(1.0, self.give_up_at + STORM_FINISH_S + 60 - time.monotonic()))
         in_window = [u for u in users if u.verified_at is not None and u.verified_at <= window_end]
         stranded = [u for u in users if u.started_at and u.sent_code and u.verified_at is None]
         errors = [entry for user in users for entry in user.other]
