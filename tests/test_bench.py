@@ -24,6 +24,10 @@ TRACKED = (
     "admin_refresh_peak_in_flight",
     "admin_refresh_cap",
     "machine",
+    "storm_goodput_ratio",
+    "storm_throttled_calls",
+    "storm_stranded_users",
+    "storm_refusal_ms_p99",
 )
 
 
