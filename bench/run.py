@@ -6,7 +6,13 @@ Prints a table and writes ``bench/results.json``. Phases (each in fresh processe
    PostgreSQL when ``COGNITO_MFA_BENCH_POSTGRES_URL`` is set (plus SQL queries per endpoint,
    QR rendering and the admin refresh of 500 users);
 2. throughput under gunicorn (2 workers, threads) on PostgreSQL, app vs baseline rounds;
-3. the cold path: import time, first request, one boto3 client and one JWKS fetch.
+3. the enrollment storm: two gunicorn processes on PostgreSQL and Redis, users arriving at 4x
+   what Cognito's quota allows, with the call budget and without it (``bench/storm.py``);
+4. the cold path: import time, first request, one boto3 client and one JWKS fetch.
+
+Without ``COGNITO_MFA_BENCH_POSTGRES_URL`` / ``COGNITO_MFA_BENCH_REDIS_URL`` a throw-away
+PostgreSQL cluster and Redis server are started from the machine's binaries
+(``bench/services.py``); what could not be started is reported and its phases skipped.
 
 Only medians and ratios from one run mean anything on a shared machine; the load average
 before and after each phase is recorded next to them.
@@ -33,12 +39,26 @@ if sys.path[0] == str(Path(__file__).resolve().parent):
     sys.path[0] = str(ROOT)  # run as a script: import bench.* and cognito_mfa from the repo
 
 from bench.load import run_round  # noqa: E402
+from bench.services import services  # noqa: E402
 from bench.stats import summary  # noqa: E402
+from bench.storm import (  # noqa: E402
+    STORM_CALLS_PER_ENROLLMENT,
+    STORM_QUOTA_MULTIPLE,
+    STORM_WINDOW_S,
+    Storm,
+)
+from bench.stub import COGNITO_QUOTAS  # noqa: E402
 from bench.support import JWKS_ENV, SigningKey  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 POSTGRES_ENV = "COGNITO_MFA_BENCH_POSTGRES_URL"
 DB_NAME_ENV = "COGNITO_MFA_BENCH_DB_NAME"
+REDIS_ENV = "COGNITO_MFA_BENCH_REDIS_URL"
+
+# The storm's call budget: the site alone in its account takes 24 of UserResourceUpdate's 25/s.
+STORM_BUDGET = {"UserResourceUpdate": 24, "UserRead": 110, "UserAuthentication": 110}
+STORM_UNBUDGETED = dict.fromkeys(STORM_BUDGET)
+STORM_GUNICORN = ["--workers", "1", "--threads", "16", "--worker-class", "gthread"]
 
 # Throughput: the same users and concurrency for the app and the baseline, rounds alternated.
 LOAD_ACCOUNTS = 120  # Cognito users; each user in flight cycles through its own share
@@ -62,8 +82,13 @@ TARGETS = {
     "verify_overhead_ms_p50": ("<=", 2.0),
     "start_overhead_ms_p50": ("<=", 2.0),
     "qr_render_ms_p50": ("<=", 3.0),
-    "throughput_ratio": (">=", 0.8),
+    # throughput_ratio (saturation on two shared cores) is reported, no longer a target: it
+    # moved with the machine more than with the app; CPU per request is kept as a figure.
     "admin_refresh_speedup": (">=", 5.0),
+    "storm_goodput_ratio": (">=", 0.85),
+    "storm_throttled_calls": ("<=", 0),
+    "storm_stranded_users": ("<=", 0),
+    "storm_refusal_ms_p99": ("<=", 10.0),
 }
 QUERY_TARGETS = {"verify": 6, "start": 6, "status": 2, "list": 2}
 
@@ -131,11 +156,11 @@ def _overhead(phase: dict[str, Any]) -> dict[str, Any]:
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
-def _postgres_database(url: str) -> tuple[str, Any]:
+def _postgres_database(url: str, suffix: str = "") -> tuple[str, Any]:
     """Create a fresh database for the run; return its URL and a function that drops it."""
     import psycopg
 
-    name = os.environ.get(DB_NAME_ENV, "cognito_mfa_bench")
+    name = os.environ.get(DB_NAME_ENV, "cognito_mfa_bench") + suffix
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise SystemExit(f"{DB_NAME_ENV} must be a plain lower-case identifier")
 
@@ -444,6 +469,94 @@ def _stub_service_times(seconds: float) -> dict[str, float]:
     return {name: seconds for name in (*operations, "SetUserMFAPreference")}
 
 
+# --- the storm ----------------------------------------------------------------------------------
+
+
+def _gunicorn(env: dict[str, str]) -> tuple[_Process, int]:
+    server = _Process(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "example_project.wsgi:application",
+            *STORM_GUNICORN,
+            "--bind",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ],
+        env,
+    )
+    port = int(server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1))
+    server.wait_for(r"Booting worker with pid", timeout=30)
+    return server, port
+
+
+def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: str) -> Any:
+    """One storm on a fresh database: stub with Cognito's quotas, two gunicorn processes."""
+    key = SigningKey()
+    database_url, drop = _postgres_database(postgres_url, f"_storm_{label}")
+    stub = _Process([sys.executable, "-m", "bench.stub"], _env(), stdin=True)
+    servers: list[_Process] = []
+    try:
+        stub_url = stub.wait_for(r"^(http://127\.0\.0\.1:\d+)$").group(1)
+        env = _env(
+            COGNITO_MFA_BENCH_DATABASE=database_url,
+            COGNITO_MFA_ENDPOINT_URL=stub_url,
+            COGNITO_MFA_BENCH_REDIS_URL=redis_url,
+            COGNITO_MFA_BENCH_REDIS_PREFIX=f"storm-{label}-{os.getpid()}",
+            COGNITO_MFA_BENCH_CALL_BUDGET=json.dumps(budget),
+            **{JWKS_ENV: json.dumps(key.jwks())},
+        )
+        subprocess.run(
+            [sys.executable, "-m", "django", "migrate", "--verbosity", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=240,
+        )
+        ports = []
+        for _ in range(2):
+            server, port = _gunicorn(env)
+            servers.append(server)
+            ports.append(port)
+        _post_json(stub_url, "/_service_time", _stub_service_times(LOAD_STUB_SERVICE_MS / 1000))
+        enrollments_per_s = COGNITO_QUOTAS["UserResourceUpdate"] / STORM_CALLS_PER_ENROLLMENT
+        arrivals_per_s = STORM_QUOTA_MULTIPLE * enrollments_per_s
+        count = int(arrivals_per_s * STORM_WINDOW_S)
+        tokens = [key.access_token(f"storm-{label}-{index:05d}") for index in range(count)]
+        _post_json(stub_url, "/_quota", COGNITO_QUOTAS)
+        _post_json(stub_url, "/_reset", {})
+        before = _load()
+        result = Storm(ports, tokens, arrivals_per_s, STORM_WINDOW_S).run()
+        stats = _get_json("127.0.0.1", int(urlsplit(stub_url).port or 0), "/_stats")
+    finally:
+        for server in servers:
+            server.stop()
+        stub.stop()
+        drop()
+    throttled = stats["throttled"]
+    return {
+        **result,
+        "call_budget": budget,
+        "stub_quotas": COGNITO_QUOTAS,
+        "stub_service_ms": LOAD_STUB_SERVICE_MS,
+        "server": "2 x gunicorn " + " ".join(STORM_GUNICORN),
+        "goodput_ratio": round(result["completed_per_s"] / enrollments_per_s, 3),
+        "throttled_calls": sum(throttled.values()),
+        "throttled_by_operation": throttled,
+        "cognito_calls": stats["calls"],
+        "load_average": {"before": before, "after": _load()},
+    }
+
+
+def storm(postgres_url: str, redis_url: str) -> dict[str, Any]:
+    return {
+        "with_budget": storm_run(postgres_url, redis_url, STORM_BUDGET, "budget"),
+        "without_budget": storm_run(postgres_url, redis_url, STORM_UNBUDGETED, "nobudget"),
+    }
+
+
 # --- cold path ----------------------------------------------------------------------------------
 
 
@@ -534,6 +647,19 @@ def build_results(sqlite: dict[str, Any], pg: dict[str, Any] | None, **rest: Any
         "throughput": tp,
         "cold": rest["cold"],
     }
+    storm_results = rest.get("storm") or {}
+    budgeted = storm_results.get("with_budget")
+    results.update(
+        {
+            "storm_goodput_ratio": budgeted["goodput_ratio"] if budgeted else None,
+            "storm_throttled_calls": budgeted["throttled_calls"] if budgeted else None,
+            "storm_stranded_users": budgeted["stranded_users"] if budgeted else None,
+            "storm_refusal_ms_p99": (
+                (budgeted["refusal_ms"] or {}).get("p99") if budgeted else None
+            ),
+            "storm": storm_results,
+        }
+    )
     targets = {
         name: {
             "value": results[name],
@@ -694,6 +820,27 @@ def print_table(results: dict[str, Any]) -> None:
         row(key, cold_path[key])
     print(f"counts after 12 requests: {cold_path['counts_after_12_requests']}")
     print("import time (cumulative ms): " + json.dumps(cold_path["import_time_ms_cumulative"]))
+    storm_results = results.get("storm") or {}
+    if "skipped" in storm_results or not storm_results:
+        print(f"\n[storm] skipped: {storm_results.get('skipped', 'not run')}")
+    else:
+        first = storm_results["with_budget"]
+        print(
+            f"\n[storm] {first['users']} users at {first['arrivals_per_s']}/s over "
+            f"{first['window_s']} s, {first['server']}, stub quotas {first['stub_quotas']}"
+        )
+        row("", "goodput", "done/s", "throttled", "stranded", "refused", "refusal p99")
+        for label in ("with_budget", "without_budget"):
+            run = storm_results[label]
+            row(
+                f"  {label}",
+                run["goodput_ratio"],
+                run["completed_per_s"],
+                run["throttled_calls"],
+                run["stranded_users"],
+                run["budget_refusals"],
+                (run["refusal_ms"] or {}).get("p99"),
+            )
     print("\ntargets:")
     for name, target in results["targets"].items():
         mark = {True: "ok", False: "MISSED", None: "n/a"}[target["met"]]
@@ -713,20 +860,37 @@ def main() -> None:
         sqlite_env = _env(COGNITO_MFA_BENCH_DATABASE=f"{scratch}/bench.sqlite3")
         sqlite = _phase(["overhead", "--refresh"], sqlite_env)
         pg = None
-        tp: dict[str, Any] = {"skipped": f"set {POSTGRES_ENV} (throughput runs on PostgreSQL)"}
-        postgres_url = os.environ.get(POSTGRES_ENV)
-        if postgres_url:
-            database_url, drop = _postgres_database(postgres_url)
-            try:
-                print("overhead and queries on PostgreSQL ...", flush=True)
-                pg = _phase(["overhead"], _env(COGNITO_MFA_BENCH_DATABASE=database_url))
-                print("throughput under gunicorn ...", flush=True)
-                tp = throughput(database_url)
-            finally:
-                drop()
+        with services(
+            Path(scratch), os.environ.get(POSTGRES_ENV), os.environ.get(REDIS_ENV)
+        ) as found:
+            print(f"PostgreSQL: {found['postgres_note']}; Redis: {found['redis_note']}", flush=True)
+            postgres_url, redis_url = found["postgres"], found["redis"]
+            tp: dict[str, Any] = {"skipped": f"no PostgreSQL: {found['postgres_note']}"}
+            storm_results: dict[str, Any] = {
+                "skipped": f"PostgreSQL: {found['postgres_note']}; Redis: {found['redis_note']}"
+            }
+            if postgres_url:
+                database_url, drop = _postgres_database(postgres_url)
+                try:
+                    print("overhead and queries on PostgreSQL ...", flush=True)
+                    pg = _phase(["overhead"], _env(COGNITO_MFA_BENCH_DATABASE=database_url))
+                    if not os.environ.get("COGNITO_MFA_BENCH_ONLY_STORM"):
+                        print("throughput under gunicorn ...", flush=True)
+                        tp = throughput(database_url)
+                finally:
+                    drop()
+                if redis_url:
+                    print("enrollment storm, with and without the call budget ...", flush=True)
+                    storm_results = storm(postgres_url, redis_url)
         print("cold path ...", flush=True)
         cold_path = cold(_env(COGNITO_MFA_BENCH_DATABASE=f"{scratch}/cold.sqlite3"))
-    results = build_results(sqlite, pg, throughput=tp, cold=cold_path, machine=info)
+    results = build_results(
+        sqlite, pg, throughput=tp, cold=cold_path, machine=info, storm=storm_results
+    )
+    results["services"] = {
+        "postgres": found["postgres_note"],
+        "redis": found["redis_note"],
+    }
     results["machine"]["load_average_at_end"] = _load()
     results["duration_s"] = round(time.monotonic() - began, 1)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")

@@ -4,6 +4,7 @@
 ``COGNITO_MFA_ENDPOINT_URL`` points at the Cognito stub.
 """
 
+import json
 import os
 
 from bench.support import CLIENT_ID, POOL_ID, REGION
@@ -33,6 +34,20 @@ else:
     }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if os.environ.get("COGNITO_MFA_BENCH_REDIS_URL"):
+    # The storm: throttles and the call budget shared by both server processes.
+    CACHES["shared"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["COGNITO_MFA_BENCH_REDIS_URL"],
+        "KEY_PREFIX": os.environ.get("COGNITO_MFA_BENCH_REDIS_PREFIX", "bench"),
+    }
+    COGNITO_MFA_THROTTLE_CACHE = "shared"
+# Every call is charged (its cost is part of the app's), but outside the storm the budget
+# never bites: the phases measure the app's overhead, not Cognito's quota.
+COGNITO_MFA_CALL_BUDGET_RATES = json.loads(
+    os.environ.get("COGNITO_MFA_BENCH_CALL_BUDGET")
+    or '{"UserResourceUpdate": 1e9, "UserRead": 1e9, "UserAuthentication": 1e9}'
+)
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "ERROR"}}
 
 COGNITO_MFA_REGION = REGION

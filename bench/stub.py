@@ -7,7 +7,10 @@ long it spent on each call and the most calls it had in flight at once.
 
 Run ``python -m bench.stub`` to serve it from its own process (the throughput run does, so the
 stub does not share a GIL with the load generator); ``GET /_stats`` returns its counters,
-``POST /_reset`` clears them, ``POST /_service_time`` sets the service times (JSON object).
+``POST /_reset`` clears them, ``POST /_service_time`` sets the service times (JSON object),
+``POST /_quota`` turns Cognito's request rate quotas on (``{"UserResourceUpdate": 25, ...}``
+calls per second per category, ``{}`` off): past a category's token bucket (one second's calls
+at most) the stub answers ``TooManyRequestsException``, as Cognito does, and counts it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,50 @@ from typing import Any
 
 SECRET_CODE = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSW"  # Cognito-sized (52)
 _EPOCH = 1_700_000_000.0
+
+# Cognito's quotas per account and Region ("Quotas in Amazon Cognito"), what the storm enforces.
+COGNITO_QUOTAS = {"UserResourceUpdate": 25.0, "UserRead": 120.0, "UserAuthentication": 120.0}
+CATEGORY_OF = {
+    "AssociateSoftwareToken": "UserResourceUpdate",
+    "VerifySoftwareToken": "UserResourceUpdate",
+    "SetUserMFAPreference": "UserResourceUpdate",
+    "AdminSetUserMFAPreference": "UserResourceUpdate",
+    "AdminDeleteSoftwareToken": "UserResourceUpdate",
+    "GetUser": "UserRead",
+    "AdminGetUser": "UserRead",
+    "InitiateAuth": "UserAuthentication",
+    "RespondToAuthChallenge": "UserAuthentication",
+}
+
+
+class Quotas:
+    """A token bucket per category: ``rate`` tokens a second, at most ``rate`` held."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.set({})
+
+    def set(self, rates: dict[str, float]) -> None:
+        with self.lock:
+            self.rates = {name: float(rate) for name, rate in rates.items()}
+            self.tokens = dict(self.rates)
+            self.updated = time.monotonic()
+
+    def take(self, operation: str) -> bool:
+        """Spend a token of the operation's category; False when the bucket is empty."""
+        category = CATEGORY_OF.get(operation)
+        with self.lock:
+            rate = self.rates.get(category or "")
+            if not rate:
+                return True
+            now = time.monotonic()
+            for name, value in self.rates.items():
+                self.tokens[name] = min(value, self.tokens[name] + (now - self.updated) * value)
+            self.updated = now
+            if self.tokens[category or ""] < 1:
+                return False
+            self.tokens[category or ""] -= 1
+            return True
 
 
 def _answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +106,7 @@ class Stats:
     def reset(self) -> None:
         with self.lock:
             self.calls: dict[str, int] = {}
+            self.throttled: dict[str, int] = {}
             self.service_ms: list[float] = []
             self.in_flight = 0
             self.peak_in_flight = 0
@@ -67,6 +115,10 @@ class Stats:
         with self.lock:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def throttle(self, operation: str) -> None:
+        with self.lock:
+            self.throttled[operation] = self.throttled.get(operation, 0) + 1
 
     def leave(self, operation: str, elapsed_ms: float) -> None:
         with self.lock:
@@ -78,6 +130,7 @@ class Stats:
         with self.lock:
             return {
                 "calls": dict(self.calls),
+                "throttled": dict(self.throttled),
                 "service_ms": list(self.service_ms),
                 "peak_in_flight": self.peak_in_flight,
             }
@@ -119,9 +172,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.service_time = json.loads(body)
             self._send(204, b"", "application/json")
             return
+        if self.path == "/_quota":
+            self.server.quotas.set(json.loads(body))
+            self._send(204, b"", "application/json")
+            return
         operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
         self.server.stats.enter()
         try:
+            if not self.server.quotas.take(operation):
+                self.server.stats.throttle(operation)
+                error = {"__type": "TooManyRequestsException", "message": "Rate exceeded"}
+                self._send(400, json.dumps(error).encode(), "application/x-amz-json-1.1")
+                return
             delay = self.server.service_time.get(operation, 0.0)
             if delay:
                 time.sleep(delay)
@@ -146,6 +208,7 @@ class CognitoStub(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.service_time = dict(service_time or {})
         self.stats = Stats()
+        self.quotas = Quotas()
         self._thread: threading.Thread | None = None
 
     @property

@@ -60,6 +60,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     errors.extend(_check_numbers())
     errors.extend(check_throttle_rates())
     errors.extend(check_throttle_cache())
+    errors.extend(check_call_budget())
     try:
         import_string(app_settings.ADAPTER)
     except (ImportError, AttributeError, TypeError, ValueError):
@@ -96,6 +97,7 @@ _NUMBERS: dict[str, tuple[str, str, str, float]] = {
     "ADMIN_REFRESH_CONCURRENCY": ("int", "positive", "8", 256),
     "UNAVAILABLE_RETRY_AFTER": ("int", "positive", "5", 86_400),
     "CONNECT_TIMEOUT": ("float", "positive", "2.0", 300),
+    "CALL_BUDGET_RESERVE": ("float", "non-negative", "0.5", 0.95),
     "READ_TIMEOUT": ("float", "positive", "5.0", 300),
 }
 
@@ -105,6 +107,7 @@ _RANGE_WORDS = {
     ("int", "positive"): "at least 1",
     ("int", "non-negative"): "at least 0",
     ("float", "positive"): "more than 0 seconds",
+    ("float", "non-negative"): "at least 0",
 }
 
 _KIND_WORDS = {
@@ -294,6 +297,84 @@ def check_throttle_cache() -> list[CheckMessage]:
             id="cognito_mfa.E010",
         )
     ]
+
+
+def check_call_budget() -> list[CheckMessage]:
+    """Report call budget settings that cannot work (E011)."""
+    from .budget import DEFAULT_RATES
+
+    def problem(message: str, hint: str) -> list[CheckMessage]:
+        return [Error(message, hint=hint, id="cognito_mfa.E011")]
+
+    categories = ", ".join(repr(name) for name in DEFAULT_RATES)
+    rates_hint = (
+        f"Map the categories {categories} to calls per second or None (unbudgeted), e.g. "
+        '{"UserResourceUpdate": 20}.'
+    )
+    configured = getattr(settings, "COGNITO_MFA_CALL_BUDGET_RATES", None) or {}
+    if not isinstance(configured, Mapping):
+        return problem(
+            "COGNITO_MFA_CALL_BUDGET_RATES must be a dict of category to calls per second: got "
+            f"{type(configured).__name__}.",
+            rates_hint,
+        )
+    for category in configured:
+        if category not in DEFAULT_RATES:
+            return problem(
+                f"COGNITO_MFA_CALL_BUDGET_RATES has an unknown category {_short_repr(category)}.",
+                rates_hint,
+            )
+    if check_number("CALL_BUDGET_RESERVE"):
+        return []  # E006 says what is wrong with the reserve
+    reserve = app_settings.CALL_BUDGET_RESERVE
+    for category, rate in app_settings.CALL_BUDGET_RATES.items():
+        if rate is None:
+            continue
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            return problem(
+                f"COGNITO_MFA_CALL_BUDGET_RATES[{category!r}] is not a positive number of calls "
+                f"per second: got {_short_repr(rate)}.",
+                rates_hint,
+            )
+        if rate * (1 - reserve) < 1:
+            return problem(
+                f"COGNITO_MFA_CALL_BUDGET_RATES[{category!r}] of {rate:g}/s with "
+                f"COGNITO_MFA_CALL_BUDGET_RESERVE {reserve:g} leaves less than one call a "
+                "second for anything but finishing calls: no enrollment could start.",
+                "Raise the rate or lower the reserve.",
+            )
+    # Unset, it is the throttles' cache, which E010 checks.
+    alias = getattr(settings, "COGNITO_MFA_CALL_BUDGET_CACHE", None)
+    if alias is not None and (not isinstance(alias, str) or alias not in settings.CACHES):
+        return problem(
+            f"COGNITO_MFA_CALL_BUDGET_CACHE {_short_repr(alias)} is not an alias in CACHES.",
+            "Name a Redis cache configured in CACHES (the budget is shared through it).",
+        )
+    return []
+
+
+@register(Tags.caches, deploy=True)
+def check_call_budget_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when the call budget is kept per process (W003: each process would spend the whole
+    rate on its own). A deployment check: a development server is one process."""
+    from .budget import is_shared_cache
+
+    if check_call_budget():
+        return []  # E011 says what is wrong first
+    alias = app_settings.CALL_BUDGET_CACHE
+    budgeted = any(rate is not None for rate in app_settings.CALL_BUDGET_RATES.values())
+    if budgeted and not is_shared_cache(alias):
+        return [
+            Warning(
+                f"The Cognito call budget is kept in cache {alias!r}, which is not Redis: it "
+                "holds per process only, so every process may spend the whole rate.",
+                hint="Point COGNITO_MFA_CALL_BUDGET_CACHE (or COGNITO_MFA_THROTTLE_CACHE) at a "
+                "django.core.cache.backends.redis.RedisCache shared by every process and host, "
+                "or divide the COGNITO_MFA_CALL_BUDGET_RATES by the number of processes.",
+                id="cognito_mfa.W003",
+            )
+        ]
+    return []
 
 
 @register(Tags.security, deploy=True)

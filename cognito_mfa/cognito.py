@@ -26,6 +26,7 @@ import botocore.exceptions
 from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions as exc
+from .budget import get_budget
 from .conf import app_settings
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,18 @@ ENABLE_TOTP_ERROR_MAP: dict[str, type[exc.CognitoMFAError]] = {
 # Operations that consume something single-use (a code, a Session): a blind retry after a
 # timeout could spend the code twice or use a Session Cognito already consumed.
 SINGLE_SHOT_OPERATIONS = ("VerifySoftwareToken", "RespondToAuthChallenge")
+
+# Operations never retried when Cognito throttles them: besides the single-shot ones,
+# AssociateSoftwareToken, which hands out a new key each time (and spends a Session in
+# MFA_SETUP). A retry would spend more of the quota in a storm; the call budget backs off.
+NO_THROTTLE_RETRY_OPERATIONS = (*SINGLE_SHOT_OPERATIONS, "AssociateSoftwareToken")
+
+# Cognito's answers to a call past the account's request rate quota.
+THROTTLING_CODES = frozenset({"TooManyRequestsException", "ThrottlingException"})
+
+# A call that completes a verified enrollment (the preference, the MFA_SETUP answer) waits up
+# to this long for the budget rather than leave the preference owed: the code is spent.
+COMPLETION_PATIENCE_S = 2.0
 
 # Request/response fields that must never reach a log record.
 SENSITIVE_FIELDS = (
@@ -231,6 +244,17 @@ def _never_retry(caught_exception: Any = None, **_: Any) -> bool | None:
     return False
 
 
+def _never_retry_throttling(
+    caught_exception: Any = None, response: Any = None, **_: Any
+) -> bool | None:
+    # A throttled answer is not retried; everything else goes on to the standard retry mode.
+    if response is not None:
+        code = (response[1] or {}).get("Error", {}).get("Code")
+        if code in THROTTLING_CODES:
+            return False
+    return None
+
+
 def build_boto3_client() -> Any:
     """Build the botocore client from settings (the adapter may replace this)."""
     config = botocore.config.Config(
@@ -248,6 +272,10 @@ def build_boto3_client() -> Any:
     service = client.meta.service_model.service_id.hyphenize()
     for operation in SINGLE_SHOT_OPERATIONS:
         client.meta.events.register_first(f"needs-retry.{service}.{operation}", _never_retry)
+    for operation in NO_THROTTLE_RETRY_OPERATIONS:
+        client.meta.events.register_first(
+            f"needs-retry.{service}.{operation}", _never_retry_throttling
+        )
     install_log_redaction()
     return client
 
@@ -309,11 +337,24 @@ class CognitoClient:
 
     # --- helpers --------------------------------------------------------------------------
     @contextmanager
-    def _mapped_errors(self, operation: str) -> Iterator[None]:
+    def _mapped_errors(
+        self, operation: str, *, finishing: bool = False, patience: float = 0, charged: bool = True
+    ) -> Iterator[None]:
+        """Charge the call to the site's budget, then map whatever botocore raises.
+
+        Every call to Cognito passes here first: a call the budget refuses raises
+        CallBudgetExhausted before anything is sent. ``finishing``: the call completes an
+        enrollment a user is verifying (admitted before starts); ``patience``: seconds it may
+        wait for a slot; ``charged=False``: the AWS CLI mirror's opt-out.
+        """
+        if charged:
+            get_budget().charge(operation, finishing=finishing, patience=patience)
         try:
             yield
         except botocore.exceptions.ClientError as error:
             code = error.response.get("Error", {}).get("Code", "Unknown")
+            if code in THROTTLING_CODES:
+                get_budget().throttled(operation)
             mapped = ERROR_MAP.get(code) or _unmapped_error(error)
             log = logger.error if mapped is exc.CognitoConfigurationError else logger.info
             log("Cognito %s failed with %s", operation, code)
@@ -361,6 +402,11 @@ class CognitoClient:
                 raise
             logger.info("Cognito %s failed with %s", operation, code)
             raise overrides[code]() from None
+
+    @staticmethod
+    def _completing(enabling: bool) -> dict[str, Any]:
+        """Budget options of a call that turns TOTP on (completes a verify), else none."""
+        return {"finishing": True, "patience": COMPLETION_PATIENCE_S} if enabling else {}
 
     @staticmethod
     @sensitive_variables("access_token", "session")
@@ -423,7 +469,7 @@ class CognitoClient:
         if device_name:
             params["FriendlyDeviceName"] = device_name
         with (
-            self._mapped_errors("VerifySoftwareToken"),
+            self._mapped_errors("VerifySoftwareToken", finishing=True),
             self._overridden_errors(
                 "VerifySoftwareToken", SESSION_ERROR_MAP if session is not None else {}
             ),
@@ -445,20 +491,24 @@ class CognitoClient:
         session: str | None = None,
         user_code: str,
         device_name: str | None = None,
+        charged: bool = True,
     ) -> RawVerifyResponse:
         """Call ``VerifySoftwareToken`` and return Cognito's ``Status``/``Session`` or error code.
 
         Unlike :meth:`verify_software_token` nothing is interpreted: a refusal by Cognito comes
         back as ``error_code``; only transport and configuration problems raise.
+        ``charged=False`` leaves the call out of the site's budget (what ``aws`` would do).
         """
         params: dict[str, Any] = {**self._credential(access_token, session), "UserCode": user_code}
         if device_name:
             params["FriendlyDeviceName"] = device_name
-        with self._mapped_errors("VerifySoftwareToken"):
+        with self._mapped_errors("VerifySoftwareToken", finishing=True, charged=charged):
             try:
                 response = self.client.verify_software_token(**params)
             except botocore.exceptions.ClientError as error:
                 code = str(error.response.get("Error", {}).get("Code", "Unknown"))
+                if code in THROTTLING_CODES and charged:
+                    get_budget().throttled("VerifySoftwareToken")
                 logger.info("Cognito VerifySoftwareToken failed with %s", code)
                 return RawVerifyResponse(status=None, session=None, error_code=code)
         operation = "VerifySoftwareToken"
@@ -472,7 +522,7 @@ class CognitoClient:
     def set_user_mfa_preference(self, *, access_token: str, enabled: bool, preferred: bool) -> None:
         """Turn the caller's TOTP MFA on or off, and make it preferred or not."""
         with (
-            self._mapped_errors("SetUserMFAPreference"),
+            self._mapped_errors("SetUserMFAPreference", **self._completing(enabled)),
             self._overridden_errors(
                 "SetUserMFAPreference", ENABLE_TOTP_ERROR_MAP if enabled else {}
             ),
@@ -496,7 +546,7 @@ class CognitoClient:
         client_secret = app_settings.APP_CLIENT_SECRET
         if client_secret:
             responses["SECRET_HASH"] = secret_hash(username, client_id, client_secret)
-        with self._mapped_errors("RespondToAuthChallenge"):
+        with self._mapped_errors("RespondToAuthChallenge", **self._completing(True)):
             response = self.client.respond_to_auth_challenge(
                 ClientId=client_id,
                 ChallengeName="MFA_SETUP",
@@ -571,7 +621,7 @@ class CognitoClient:
         self, *, username: str, enabled: bool, preferred: bool
     ) -> None:
         """Set a user's TOTP MFA preference (IAM: cognito-idp:AdminSetUserMFAPreference)."""
-        with self._mapped_errors("AdminSetUserMFAPreference"):
+        with self._mapped_errors("AdminSetUserMFAPreference", **self._completing(enabled)):
             self.client.admin_set_user_mfa_preference(
                 UserPoolId=self.user_pool_id,
                 Username=username,

@@ -190,5 +190,25 @@ class AppSettings:
         """Seconds sent in ``Retry-After`` when Cognito is down or throttling."""
         return int(_get("UNAVAILABLE_RETRY_AFTER", 5))
 
+    # --- the call budget (cognito_mfa.budget) ----------------------------------------------
+    @property
+    def CALL_BUDGET_RATES(self) -> dict[str, float | None]:
+        """Calls per second the site may make, per Cognito quota category; None: unbudgeted."""
+        from .budget import DEFAULT_RATES
+
+        return {**DEFAULT_RATES, **(_get("CALL_BUDGET_RATES") or {})}
+
+    @property
+    def CALL_BUDGET_RESERVE(self) -> float:
+        """Share of each second's budget only finishing calls (verify, its preference) use."""
+        return float(_get("CALL_BUDGET_RESERVE", 0.5))
+
+    @property
+    def CALL_BUDGET_CACHE(self) -> str:
+        """Cache alias whose Redis keeps the budget (default: the throttles' cache)."""
+        return _get("CALL_BUDGET_CACHE") or getattr(
+            settings, "COGNITO_MFA_THROTTLE_CACHE", "default"
+        )
+
 
 app_settings = AppSettings()

@@ -119,6 +119,17 @@ class Throttled(CognitoMFAError):
         self.retry_after = max(1, int(retry_after))
 
 
+class CallBudgetExhausted(Throttled):
+    """The site's budget of Cognito calls is spent for now; nothing was sent to Cognito."""
+
+    default_detail = (
+        "Many people are setting up MFA right now. Nothing was changed; try again in a moment."
+    )
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, retry_after=retry_after)
+
+
 class CognitoUnavailable(CognitoMFAError):
     code = "cognito_unavailable"
     status = 503

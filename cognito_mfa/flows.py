@@ -26,7 +26,7 @@ from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import crypto, signals
+from . import budget, crypto, signals
 from . import exceptions as exc
 from .adapter import get_adapter
 from .cognito import MFAState, get_client
@@ -304,6 +304,8 @@ class _KeysCrossed(Exception):
 # between the two asks would hide the crossing, and so would one more than KEY_ASK_WAIT_MAX
 # ahead (such a row is replaced as is); NTP-synchronised hosts keep to a few ms.
 KEY_ASKS = 3
+# How long an admin refresh's worker waits for the call budget before giving up on a user.
+REFRESH_BUDGET_PATIENCE_S = 30.0
 KEY_ASK_WAIT_MAX = 1.0  # seconds; a row stamped further ahead comes from a clock that is off
 
 
@@ -1177,7 +1179,8 @@ def refresh_mfa_states(context: Context, usernames: Any) -> dict[str, MFAState |
     Owed preferences of these users are completed first, so the states read are current.
     At most ``COGNITO_MFA_ADMIN_REFRESH_CONCURRENCY`` calls are in flight at once: enough to
     read hundreds of users in seconds, few enough to stay inside the account's request quota
-    (the client's standard retry mode absorbs an occasional ``TooManyRequestsException``).
+    (the client's standard retry mode absorbs an occasional ``TooManyRequestsException``);
+    each worker waits for the site's call budget rather than failing.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1199,8 +1202,10 @@ def refresh_mfa_states(context: Context, usernames: Any) -> dict[str, MFAState |
 
     def read(name: str) -> MFAState | str:
         # Worker threads only talk to Cognito; the database is used from this thread alone.
+        # They wait for the call budget instead of failing: the refresh is not in a hurry.
         try:
-            return client.admin_get_user(username=name)
+            with budget.waiting(REFRESH_BUDGET_PATIENCE_S):
+                return client.admin_get_user(username=name)
         except exc.CognitoMFAError as error:
             return error.code
 

@@ -14,6 +14,7 @@ from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
 from cognito_mfa import signals
+from cognito_mfa.budget import reset_budget
 from cognito_mfa.cognito import reset_client
 from cognito_mfa.tokens import jwks_cache, validated_tokens
 from tests.support import SIGNAL_NAMES, Pool, TestAdapter, create_pool, moto_server_client
@@ -95,11 +96,13 @@ def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP", "true")
     reset_client()
+    reset_budget()
     jwks_cache.clear()
     validated_tokens.clear()
     TestAdapter.jwks_override = None
     yield
     reset_client()
+    reset_budget()
     jwks_cache.clear()
     validated_tokens.clear()
     TestAdapter.jwks_override = None

@@ -22,6 +22,13 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Every call is charged, but the budget never bites a test that is not about it (fuzzing and
+# the concurrency tests start faster than a site's 20/s); tests/test_call_budget.py sets it.
+COGNITO_MFA_CALL_BUDGET_RATES = {
+    "UserResourceUpdate": 10_000,
+    "UserRead": 10_000,
+    "UserAuthentication": 10_000,
+}
 
 COGNITO_MFA_REGION = "us-east-1"
 COGNITO_MFA_USER_POOL_ID = "us-east-1_placeholder"

@@ -24,6 +24,10 @@ TRACKED = (
     "admin_refresh_peak_in_flight",
     "admin_refresh_cap",
     "machine",
+    "storm_goodput_ratio",
+    "storm_throttled_calls",
+    "storm_stranded_users",
+    "storm_refusal_ms_p99",
 )
 
 
@@ -118,3 +122,35 @@ def test_a_load_round_counts_its_steady_state_window_only() -> None:
     assert result["requests_per_s"] == round(result["requests"] / 0.6, 1)
     # Every token was used (each user cycles through its own share), none by two users.
     assert {token for _, token in _SPAEndpoints.seen} == {f"Bearer token-{i}" for i in range(6)}
+
+
+def test_the_stub_throttles_past_cognitos_quota_per_category() -> None:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    import pytest
+
+    from bench.stub import CognitoStub
+
+    stub = CognitoStub().start()
+    try:
+        stub.quotas.set({"UserResourceUpdate": 5, "UserRead": 50})
+        client = boto3.client(
+            "cognito-idp",
+            region_name="us-east-1",
+            endpoint_url=stub.url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            config=botocore.config.Config(retries={"total_max_attempts": 1}),
+        )
+        for _ in range(5):  # the bucket holds one second's calls
+            client.associate_software_token(AccessToken="t")
+        with pytest.raises(botocore.exceptions.ClientError) as throttled:
+            client.verify_software_token(AccessToken="t", UserCode="123456")
+        assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+        client.get_user(AccessToken="t")  # another category, its own bucket
+        time.sleep(0.25)  # 5/s: one token back
+        client.verify_software_token(AccessToken="t", UserCode="123456")
+        assert stub.stats.snapshot()["throttled"] == {"VerifySoftwareToken": 1}
+    finally:
+        stub.stop()

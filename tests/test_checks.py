@@ -103,7 +103,11 @@ def test_e007_adapter_cannot_be_imported(settings: Any) -> None:
 def test_w001_jwks_over_plain_http(settings: Any) -> None:
     settings.COGNITO_MFA_JWKS_URL = "http://keys.example.test/jwks.json"
     assert ids(check_jwks_url()) == ["cognito_mfa.W001"]
-    assert ids(run_checks(include_deployment_checks=True)) == ["cognito_mfa.W001"]
+    # (W003: the test settings keep the call budget in a per-process cache.)
+    assert ids(run_checks(include_deployment_checks=True)) == [
+        "cognito_mfa.W001",
+        "cognito_mfa.W003",
+    ]
     # A deployment check only: a development server on moto is not warned about.
     assert ids(run_checks(include_deployment_checks=False)) == []
 
@@ -146,6 +150,7 @@ BAD_NUMBERS = [
     ("UNAVAILABLE_RETRY_AFTER", [0, -5, "soon", None, 0.9]),
     ("CONNECT_TIMEOUT", [0, -2.0, "fast", float("nan")]),
     ("READ_TIMEOUT", [0.0, -1, "slow"]),
+    ("CALL_BUDGET_RESERVE", [-0.1, "half", 1.0, float("nan")]),
 ]
 
 # (setting, values that work at runtime): zero only where it has a meaning.
@@ -166,6 +171,7 @@ GOOD_NUMBERS = [
     ("UNAVAILABLE_RETRY_AFTER", [1, 5, "5"]),
     ("CONNECT_TIMEOUT", [0.1, 2, "2.5"]),
     ("READ_TIMEOUT", [5.0, "5"]),
+    ("CALL_BUDGET_RESERVE", [0, 0.5, "0.25"]),
 ]
 
 

@@ -126,6 +126,13 @@ class Command(BaseCommand):
             "--friendly-device-name", dest="friendly_device_name", metavar="<value>"
         )
         parser.add_argument(
+            "--no-call-budget",
+            dest="call_budget",
+            action="store_false",
+            help="Send the call even when the site's budget of Cognito calls is spent, as the "
+            "AWS CLI would (it still counts against the account's quota).",
+        )
+        parser.add_argument(
             "--cli-input-json",
             dest="cli_input_json",
             metavar="<value>",
@@ -180,7 +187,14 @@ class Command(BaseCommand):
                 session=params.get("Session"),
                 user_code=params["UserCode"],
                 device_name=params.get("FriendlyDeviceName"),
+                charged=options.get("call_budget", True),
             )
+        except exc.CallBudgetExhausted as refused:
+            raise CLIExit(
+                "The site's budget of Cognito calls is spent; nothing was sent. Try again in "
+                f"{refused.retry_after} s, or pass --no-call-budget.",
+                EXIT_SERVICE,
+            ) from None
         except exc.CognitoUnavailable:
             raise CLIExit("Could not connect to the Cognito endpoint.", EXIT_OTHER) from None
         except exc.CognitoMFAError:
