@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -51,6 +52,12 @@ ERROR_MESSAGES = {
 # Longer search terms are refused: SQLite refuses a LIKE pattern over 50,000 bytes ("pattern too
 # complex"), and no searched field (usernames, e-mail addresses) is longer than 254 characters.
 SEARCH_TERM_MAX_LENGTH = 256
+
+
+def enrollment_name(enrollment: Enrollment) -> str:
+    """How the admin names an enrollment's Cognito user: a sign-in claim no tokens proved
+    names nobody (the claimed name is kept only inside its encrypted credential)."""
+    return enrollment.cognito_username or gettext("an unproven sign-in claim")
 
 
 def error_message(code: str) -> str:
@@ -191,7 +198,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
     """Enrollments, read-only except through the actions."""
 
     list_display = (
-        "cognito_username",
+        "cognito_user",
         "user",
         "flow",
         "status",
@@ -211,7 +218,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
     fields = (
         "id",
         "user",
-        "cognito_username",
+        "cognito_user",
         "flow",
         "status",
         "friendly_device_name",
@@ -229,6 +236,12 @@ class EnrollmentAdmin(ChangelistInputAdmin):
     actions = ["verify_device", "cancel_enrollments", "reset_totp", "refresh_mfa_state"]
 
     # --- what is visible ----------------------------------------------------------------
+    @admin.display(description=_("Cognito username"), ordering="cognito_username")
+    def cognito_user(self, enrollment: Enrollment) -> str:
+        if enrollment.is_unproven_claim:
+            return gettext("(unproven sign-in claim)")
+        return enrollment.cognito_username
+
     # The verify form posts the user's code to the changelist: error reports show it masked.
     @method_decorator(sensitive_post_parameters("user_code"))
     def changelist_view(
@@ -296,7 +309,9 @@ class EnrollmentAdmin(ChangelistInputAdmin):
         user: Any = request.user
         if enrollment.user_id is not None and enrollment.user_id == user.pk:
             return True
-        return enrollment.cognito_username == get_adapter().get_cognito_username(user)
+        # An unproven sign-in claim names nobody, so it is nobody's own.
+        name = enrollment.cognito_username
+        return bool(name) and name == get_adapter().get_cognito_username(user)
 
     def _page(
         self,
@@ -353,7 +368,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             self.message_user(
                 request,
                 gettext("%(name)s is not pending: only a pending enrollment can be verified.")
-                % {"name": enrollment.cognito_username},
+                % {"name": capfirst(enrollment_name(enrollment))},
                 messages.WARNING,
             )
             return None
@@ -402,7 +417,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
         self, request: HttpRequest, enrollment: Enrollment, form: VerifyDeviceForm
     ) -> TemplateResponse | None:
         """Run the verify flow; return the form page again while another try is possible."""
-        name = enrollment.cognito_username
+        name = enrollment_name(enrollment)
         device_name = form.cleaned_data["friendly_device_name"]
         try:
             verified = flows.verify_enrollment(
@@ -443,7 +458,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             self.message_user(
                 request,
                 gettext("%(name)s could not be verified: %(reason)s")
-                % {"name": name, "reason": error_message(error.code)},
+                % {"name": capfirst(name), "reason": error_message(error.code)},
                 messages.ERROR,
             )
             return None
@@ -452,17 +467,18 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             verified.enrollment,
             gettext("Verified the device with a code read out by the user."),
         )
-        if enrollment.flow == EnrollmentFlow.CHALLENGE and verified.authentication_result is None:
+        # A sign-in claim the tokens proved now names its user.
+        name = enrollment_name(verified.enrollment)
+        if verified.enrollment.is_unproven_claim:
             # No tokens named the claimed user: the device is the sign-in Session's, whoever
             # that is, and nothing was turned on for anyone by name.
             self.message_user(
                 request,
                 gettext(
-                    "A device was verified for this sign-in, which claims to be %(name)s. "
-                    "No tokens proved that claim, so TOTP MFA was not turned on for %(name)s: "
-                    "it is on once that sign-in completes and the user turns it on."
-                )
-                % {"name": name},
+                    "A device was verified for this sign-in. No tokens proved whose sign-in it "
+                    "is, so TOTP MFA was not turned on for anyone by name: it is on once that "
+                    "sign-in completes and the user turns it on."
+                ),
                 messages.WARNING,
             )
         elif verified.mfa_enabled:
@@ -547,12 +563,24 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             self.message_user(request, gettext("You may not reset TOTP."), messages.ERROR)
             return None
         targets: dict[str, Enrollment] = {}
-        own = False
+        own = unproven = False
         for enrollment in queryset.select_related("user").order_by("-created_at"):
+            if enrollment.is_unproven_claim:
+                unproven = True
+                continue
             if self._is_own(request, enrollment):
                 own = True
                 continue
             targets.setdefault(enrollment.cognito_username, enrollment)
+        if unproven:
+            self.message_user(
+                request,
+                gettext(
+                    "An unproven sign-in claim names no Cognito user whose TOTP could be "
+                    "reset; such rows were left out."
+                ),
+                messages.WARNING,
+            )
         if own:
             self.message_user(
                 request,
@@ -626,7 +654,10 @@ class EnrollmentAdmin(ChangelistInputAdmin):
         results = []
         for row in rows:
             state = states.get(row.cognito_username)
-            if isinstance(state, MFAState):
+            if row.is_unproven_claim:
+                error = gettext("An unproven sign-in claim names no Cognito user.")
+                results.append({"enrollment": row, "state": None, "error": error})
+            elif isinstance(state, MFAState):
                 results.append({"enrollment": row, "state": state, "error": None})
             else:
                 results.append(

@@ -77,7 +77,7 @@ def test_changelist_lists_filters_and_searches(
     page = admin_client.get(changelist_url())
     assert page.status_code == 200
     html = page.content.decode()
-    for column in ("column-cognito_username", "column-status", "column-attempts"):
+    for column in ("column-cognito_user", "column-status", "column-attempts"):
         assert column in html
     assert "Alice&#x27;s phone" in html
 

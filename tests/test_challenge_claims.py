@@ -100,9 +100,6 @@ def test_a_refused_server_side_completion_names_nobody(
             "associate_software_token",
             {"SecretCode": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "Session": session + "2"},
         )
-        stubber.add_response(
-            "admin_get_user", {"Username": "mona", "UserAttributes": [], "UserMFASettingList": []}
-        )
         started = start(api, "mona", session).json()
         stubber.add_response("verify_software_token", {"Status": "SUCCESS", "Session": session})
         stubber.add_client_error(
