@@ -30,7 +30,7 @@ from . import flows
 from .adapter import get_adapter
 from .cognito import MFAState
 from .conf import app_settings
-from .models import AuditEvent, Enrollment, EnrollmentFlow, EnrollmentStatus
+from .models import AuditEvent, Enrollment, EnrollmentStatus
 from .serializers import USER_CODE_PATTERN
 from .validators import validate_device_name
 
@@ -651,7 +651,7 @@ class EnrollmentAdmin(ChangelistInputAdmin):
         states = flows.refresh_mfa_states(
             self._context(request), [row.cognito_username for row in rows]
         )
-        results = []
+        results: list[dict[str, Any]] = []
         for row in rows:
             state = states.get(row.cognito_username)
             if row.is_unproven_claim:

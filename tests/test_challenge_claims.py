@@ -193,7 +193,7 @@ def test_the_start_tells_nothing_of_the_named_user_and_the_row_names_nobody(
     claim_ids = [body["id"] for body in bodies]
     rows = list(Enrollment.objects.filter(pk__in=claim_ids).values())
     events = list(AuditEvent.objects.filter(enrollment_id__in=claim_ids).values())
-    assert len(rows) == 3 and len(events) == 3
+    assert (len(rows), len(events)) == (3, 3)
     assert {(row["cognito_username"], row["user_id"]) for row in rows} == {("", None)}
     stored = repr(rows) + repr(events)
     for name in names:
