@@ -198,3 +198,17 @@ def test_the_start_tells_nothing_of_the_named_user_and_the_row_names_nobody(
     stored = repr(rows) + repr(events)
     for name in names:
         assert name not in stored
+
+
+def test_a_claim_is_read_from_its_sealed_document_or_from_a_row_written_before_sealing() -> None:
+    from cognito_mfa import flows
+
+    sealed = Enrollment(flow="challenge", cognito_username="")
+    claim = flows.open_challenge_claim(sealed, flows.seal_challenge_claim("AYAB-s", "olga"))
+    assert (claim.session, claim.cognito_username) == ("AYAB-s", "olga")
+    assert "AYAB-s" not in repr(claim)
+    assert "olga" not in repr(claim)
+    # A row written before claims were sealed: the bare Session, the claim in its column.
+    legacy = Enrollment(flow="challenge", cognito_username="olga")
+    claim = flows.open_challenge_claim(legacy, "AYABlegacy-session")
+    assert (claim.session, claim.cognito_username) == ("AYABlegacy-session", "olga")
