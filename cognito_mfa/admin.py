@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -33,7 +34,7 @@ from . import flows
 from .adapter import get_adapter
 from .cognito import MFAState
 from .conf import app_settings
-from .models import AuditEvent, Enrollment, EnrollmentFlow, EnrollmentStatus
+from .models import AuditEvent, Enrollment, EnrollmentStatus
 from .serializers import USER_CODE_PATTERN
 from .validators import validate_device_name
 
@@ -62,6 +63,12 @@ EXACT_COUNT_LIMIT = 10_000
 # A search for a site username or e-mail address lists the enrollments of at most this many
 # accounts (an address is usually one account's; the limit bounds the query's parameters).
 SEARCHED_ACCOUNTS_LIMIT = 100
+
+
+def enrollment_name(enrollment: Enrollment) -> str:
+    """How the admin names an enrollment's Cognito user: a sign-in claim no tokens proved
+    names nobody (the claimed name is kept only inside its encrypted credential)."""
+    return enrollment.cognito_username or gettext("an unproven sign-in claim")
 
 
 def error_message(code: str) -> str:
@@ -349,7 +356,7 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
     """Enrollments, read-only except through the actions."""
 
     list_display = (
-        "cognito_username",
+        "cognito_user",
         "user",
         "flow",
         "status",
@@ -364,7 +371,7 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
     list_select_related = ("user", "verified_by")
     # The primary key breaks ties, as in the index that serves this order.
     ordering = ("-created_at", "-id")
-    sortable_by = ("cognito_username", "created_at")
+    sortable_by = ("cognito_user", "created_at")
     # Ciphertext of up to a few kB per row that no list shows.
     list_deferred = ("encrypted_credential", "challenge_token_hash")
     # Everything a help desk needs; the credential, the challenge-token hash and the lease
@@ -372,7 +379,7 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
     fields = (
         "id",
         "user",
-        "cognito_username",
+        "cognito_user",
         "flow",
         "status",
         "friendly_device_name",
@@ -390,6 +397,12 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
     actions = ["verify_device", "cancel_enrollments", "reset_totp", "refresh_mfa_state"]
 
     # --- what is visible ----------------------------------------------------------------
+    @admin.display(description=_("Cognito username"), ordering="cognito_username")
+    def cognito_user(self, enrollment: Enrollment) -> str:
+        if enrollment.is_unproven_claim:
+            return gettext("(unproven sign-in claim)")
+        return enrollment.cognito_username
+
     # The verify form posts the user's code to the changelist: error reports show it masked.
     @method_decorator(sensitive_post_parameters("user_code"))
     def changelist_view(
@@ -449,7 +462,9 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
         user: Any = request.user
         if enrollment.user_id is not None and enrollment.user_id == user.pk:
             return True
-        return enrollment.cognito_username == get_adapter().get_cognito_username(user)
+        # An unproven sign-in claim names nobody, so it is nobody's own.
+        name = enrollment.cognito_username
+        return bool(name) and name == get_adapter().get_cognito_username(user)
 
     def _page(
         self,
@@ -506,7 +521,7 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
             self.message_user(
                 request,
                 gettext("%(name)s is not pending: only a pending enrollment can be verified.")
-                % {"name": enrollment.cognito_username},
+                % {"name": capfirst(enrollment_name(enrollment))},
                 messages.WARNING,
             )
             return None
@@ -555,7 +570,7 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
         self, request: HttpRequest, enrollment: Enrollment, form: VerifyDeviceForm
     ) -> TemplateResponse | None:
         """Run the verify flow; return the form page again while another try is possible."""
-        name = enrollment.cognito_username
+        name = enrollment_name(enrollment)
         device_name = form.cleaned_data["friendly_device_name"]
         try:
             verified = flows.verify_enrollment(
@@ -596,7 +611,7 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
             self.message_user(
                 request,
                 gettext("%(name)s could not be verified: %(reason)s")
-                % {"name": name, "reason": error_message(error.code)},
+                % {"name": capfirst(name), "reason": error_message(error.code)},
                 messages.ERROR,
             )
             return None
@@ -605,17 +620,18 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
             verified.enrollment,
             gettext("Verified the device with a code read out by the user."),
         )
-        if enrollment.flow == EnrollmentFlow.CHALLENGE and verified.authentication_result is None:
+        # A sign-in claim the tokens proved now names its user.
+        name = enrollment_name(verified.enrollment)
+        if verified.enrollment.is_unproven_claim:
             # No tokens named the claimed user: the device is the sign-in Session's, whoever
             # that is, and nothing was turned on for anyone by name.
             self.message_user(
                 request,
                 gettext(
-                    "A device was verified for this sign-in, which claims to be %(name)s. "
-                    "No tokens proved that claim, so TOTP MFA was not turned on for %(name)s: "
-                    "it is on once that sign-in completes and the user turns it on."
-                )
-                % {"name": name},
+                    "A device was verified for this sign-in. No tokens proved whose sign-in it "
+                    "is, so TOTP MFA was not turned on for anyone by name: it is on once that "
+                    "sign-in completes and the user turns it on."
+                ),
                 messages.WARNING,
             )
         elif verified.mfa_enabled:
@@ -700,12 +716,24 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
             self.message_user(request, gettext("You may not reset TOTP."), messages.ERROR)
             return None
         targets: dict[str, Enrollment] = {}
-        own = False
+        own = unproven = False
         for enrollment in queryset.select_related("user").order_by("-created_at"):
+            if enrollment.is_unproven_claim:
+                unproven = True
+                continue
             if self._is_own(request, enrollment):
                 own = True
                 continue
             targets.setdefault(enrollment.cognito_username, enrollment)
+        if unproven:
+            self.message_user(
+                request,
+                gettext(
+                    "An unproven sign-in claim names no Cognito user whose TOTP could be "
+                    "reset; such rows were left out."
+                ),
+                messages.WARNING,
+            )
         if own:
             self.message_user(
                 request,
@@ -776,10 +804,13 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
         states = flows.refresh_mfa_states(
             self._context(request), [row.cognito_username for row in rows]
         )
-        results = []
+        results: list[dict[str, Any]] = []
         for row in rows:
             state = states.get(row.cognito_username)
-            if isinstance(state, MFAState):
+            if row.is_unproven_claim:
+                error = gettext("An unproven sign-in claim names no Cognito user.")
+                results.append({"enrollment": row, "state": None, "error": error})
+            elif isinstance(state, MFAState):
                 results.append({"enrollment": row, "state": state, "error": None})
             else:
                 results.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import json
 import logging
 import secrets
 import time
@@ -491,23 +492,27 @@ def start_challenge_enrollment(
 ) -> StartedEnrollment:
     """Associate a software token during sign-in (``MFA_SETUP``), driven by the auth Session.
 
-    The username is the caller's claim, so the row names no site user (and the QR label shows
-    only the name the caller typed) until Cognito's tokens prove it at the verify; the claimed
-    user's wrong-code budget is neither read nor spent here.
+    The username is the caller's claim: nothing in the opaque Session says whose it is. So the
+    start does not look the name up (a lookup would tell a caller holding any live Session of
+    their own whether that user exists and has MFA, which the pool's
+    PreventUserExistenceErrors hides), and every claim is answered alike, by the same one
+    Cognito call. The claim is kept only inside the encrypted credential, next to the Session:
+    the row, its audit rows and signals name nobody until Cognito's tokens prove the name at
+    the verify. Until then it supersedes no enrollment, reads or spends no one's wrong-code
+    budget and acts on no account by name; the QR label shows only the name the caller typed.
     """
     client = get_client()
     associated = client.associate_software_token(session=session)
     # Cognito hands back a new Session: that one continues the challenge.
     next_session = associated.session or session
-    _require_mfa_setup_candidate(cognito_username)
     uri = _otpauth_uri(context, associated.secret_code, cognito_username, None)
     challenge_token = secrets.token_urlsafe(32)
     enrollment = _create_pending(
         context,
         user=None,
-        cognito_username=cognito_username,
+        cognito_username="",
         flow=EnrollmentFlow.CHALLENGE,
-        credential=next_session,
+        credential=seal_challenge_claim(next_session, cognito_username),
         credential_expires_at=now() + app_settings.CHALLENGE_SESSION_TTL,
         device_name=device_name,
         challenge_token_hash=hash_challenge_token(challenge_token),
@@ -520,22 +525,38 @@ def start_challenge_enrollment(
     )
 
 
-def _require_mfa_setup_candidate(cognito_username: str) -> None:
-    """Raise NotFound unless the claimed user could be answering ``MFA_SETUP`` right now.
+@dataclass(frozen=True)
+class ChallengeClaim:
+    """What a sign-in challenge row keeps encrypted: the Session and the claimed username."""
 
-    The Session is opaque: nothing in it proves that ``username`` is the user it belongs to,
-    and the endpoint takes no login. Cognito asks ``MFA_SETUP`` only of users without any MFA,
-    so a claim naming a user who has MFA is false; refusing it keeps a stranger's valid
-    Session from cancelling that user's enrollments, spending their failure budget or turning
-    their MFA preference. Checked after ``AssociateSoftwareToken`` so only a caller holding a
-    live Session can learn anything, and an unknown user answers like a user with MFA.
+    session: str = field(repr=False)
+    cognito_username: str = field(repr=False)
+
+
+@sensitive_variables("session", "cognito_username")
+def seal_challenge_claim(session: str, cognito_username: str) -> str:
+    """The plaintext a challenge row encrypts: a small JSON document (a Session, which is
+    base64 text, never starts with ``{``, so rows written before it read as a bare Session)."""
+    return json.dumps({"session": session, "username": cognito_username}, separators=(",", ":"))
+
+
+@sensitive_variables("plaintext", "document")
+def open_challenge_claim(enrollment: Enrollment, plaintext: str) -> ChallengeClaim:
+    """Read the decrypted credential of a challenge row: the Session and the claimed name.
+
+    A row written before claims were sealed holds the bare Session, and its claim in
+    ``cognito_username``.
     """
-    try:
-        state = get_client().admin_get_user(username=cognito_username)
-    except exc.CognitoUserNotFound:
-        raise exc.NotFound() from None
-    if state.mfa_methods:
-        raise exc.NotFound()
+    if plaintext.startswith("{"):
+        try:
+            document = json.loads(plaintext)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            session, username = document.get("session"), document.get("username")
+            if isinstance(session, str) and isinstance(username, str):
+                return ChallengeClaim(session=session, cognito_username=username)
+    return ChallengeClaim(session=plaintext, cognito_username=enrollment.cognito_username)
 
 
 @sensitive_variables("challenge_token")
@@ -782,6 +803,7 @@ def verify_own_enrollment(
     "step",
     "authentication_result",
     "fresh_token",
+    "claim",
 )
 def _verify_leased(
     context: Context,
@@ -808,12 +830,14 @@ def _verify_leased(
         _release(enrollment, lease)
         logger.error("cognito_mfa: enrollment credential cannot be decrypted with current keys")
         raise exc.CognitoConfigurationError() from None
+    # A challenge row's credential holds its Session and the claimed name (never a column).
+    claim = open_challenge_claim(enrollment, credential) if is_challenge else None
     device_name = device_name or enrollment.friendly_device_name
     client = get_client()
     try:
         result = client.verify_software_token(
-            access_token=None if is_challenge else credential,
-            session=credential if is_challenge else None,
+            access_token=None if claim is not None else credential,
+            session=claim.session if claim is not None else None,
             user_code=user_code,
             device_name=device_name or None,
         )
@@ -834,13 +858,14 @@ def _verify_leased(
     preference_owed = False
     preference_set = False
     proven_user: Any = None
+    proven_username: str | None = None
     completion_outcome: str | None = None
-    if is_challenge:
+    if claim is not None:
         session = result.session
         if app_settings.CHALLENGE_COMPLETE_AUTH and session:
             try:
                 step = client.respond_to_mfa_setup(
-                    username=enrollment.cognito_username,
+                    username=claim.cognito_username,
                     session=session,
                     client_id=_challenge_client_id(),
                 )
@@ -852,19 +877,19 @@ def _verify_leased(
                 logger.warning("cognito_mfa: RespondToAuthChallenge failed with %s", error.code)
                 completion_outcome = error.code
         fresh_token = (authentication_result or {}).get("AccessToken")
-        if fresh_token is not None and not _token_names(fresh_token, enrollment.cognito_username):
+        if fresh_token is not None and not _token_names(fresh_token, claim.cognito_username):
             # The Session belonged to someone else than the username the caller claimed.
             logger.warning("cognito_mfa: MFA_SETUP tokens name another user than claimed")
             expire_enrollment(enrollment, context, lease=lease)
             raise exc.NotFound()
         if fresh_token is not None:
-            # Proven: the row, its signals and audit rows now name the site's user (if any),
-            # and the user's consecutive wrong codes are forgotten as after any success.
-            proven_user = get_adapter().get_user_for_cognito_username(enrollment.cognito_username)
-            enrollment.user = proven_user
-            preference_owed = not _turn_on_totp(
-                client, enrollment.cognito_username, fresh_token, preferred
-            )
+            # Proven: the row, its signals and audit rows now name the Cognito user and the
+            # site's user (if any), and the user's consecutive wrong codes are forgotten as after
+            # any success.
+            proven_username = claim.cognito_username
+            proven_user = get_adapter().get_user_for_cognito_username(proven_username)
+            enrollment.user, enrollment.cognito_username = proven_user, proven_username
+            preference_owed = not _turn_on_totp(client, proven_username, fresh_token, preferred)
             preference_set = not preference_owed
         else:
             # Without tokens the username is only the caller's claim: act on nobody's account
@@ -886,7 +911,8 @@ def _verify_leased(
         preference_set=preference_set,
         reset_failures=failures_on_record,
         proven_user=proven_user,
-        unproven_claim=is_challenge and proven_user is None and authentication_result is None,
+        proven_username=proven_username,
+        unproven_claim=is_challenge and proven_username is None,
     )
     if completion_outcome is not None:
         # Whether the server-side RespondToAuthChallenge handed out tokens (never the tokens).
@@ -951,11 +977,12 @@ def _mark_verified(
     preference_set: bool,
     reset_failures: bool = True,
     proven_user: Any = None,
+    proven_username: str | None = None,
     unproven_claim: bool = False,
 ) -> Enrollment:
     """Record the verify Cognito accepted. ``preference_set``: TOTP was turned on just now (and
-    is announced); ``proven_user``: the site user a sign-in challenge's tokens proved, written
-    to the row with the verify."""
+    is announced); ``proven_user`` and ``proven_username``: the site user and the Cognito
+    username a sign-in challenge's tokens proved, written to the row with the verify."""
     timestamp = now()
     verified_by: Any = context.actor if context.actor is not None else enrollment.user
     with transaction.atomic():
@@ -967,6 +994,7 @@ def _mark_verified(
             device_name=device_name,
             preference_pending=preference_owed,
             user=proven_user,
+            cognito_username=proven_username,
         )
         if not changed:
             # Our lease ran out while Cognito answered and the row ended meanwhile. Cognito has

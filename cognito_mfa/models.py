@@ -128,10 +128,12 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         device_name: str,
         preference_pending: bool,
         user: Any = None,
+        cognito_username: str | None = None,
     ) -> bool:
         """Move a pending row whose lease is ``lease`` to verified, dropping its credential,
-        and give it ``user`` when one is given. Return False, changing nothing, if the row
-        ended or the lease is not ours."""
+        and give it ``user`` and ``cognito_username`` when they are given (a sign-in claim the
+        tokens proved). Return False, changing nothing, if the row ended or the lease is not
+        ours."""
         changes: dict[str, Any] = {
             "status": EnrollmentStatus.VERIFIED,
             "verified_at": at,
@@ -144,6 +146,8 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         }
         if user is not None:
             changes["user"] = user
+        if cognito_username is not None:
+            changes["cognito_username"] = cognito_username
         rows = self.filter(
             pk=enrollment_id, status=EnrollmentStatus.PENDING, verify_lease_until=lease
         )
@@ -242,6 +246,8 @@ class Enrollment(models.Model):
             "that Cognito user has no site account."
         ),
     )
+    # Blank for a sign-in challenge until Cognito's tokens prove the claimed name (the claim is
+    # kept inside the encrypted credential only).
     cognito_username = models.CharField(_("Cognito username"), max_length=128, db_index=True)
     flow = models.CharField(max_length=16, choices=EnrollmentFlow.choices)
     status = models.CharField(
@@ -316,7 +322,14 @@ class Enrollment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.cognito_username} ({self.get_status_display()})"
+        name = self.cognito_username or _("unproven sign-in claim")
+        return f"{name} ({self.get_status_display()})"
+
+    @property
+    def is_unproven_claim(self) -> bool:
+        """A sign-in challenge whose claimed username no tokens proved (yet): it names nobody,
+        the claim being kept only inside the encrypted credential."""
+        return self.flow == EnrollmentFlow.CHALLENGE and not self.cognito_username
 
     @property
     def is_pending(self) -> bool:

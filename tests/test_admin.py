@@ -77,7 +77,7 @@ def test_changelist_lists_filters_and_searches(
     page = admin_client.get(changelist_url())
     assert page.status_code == 200
     html = page.content.decode()
-    for column in ("column-cognito_username", "column-status", "column-attempts"):
+    for column in ("column-cognito_user", "column-status", "column-attempts"):
         assert column in html
     assert "Alice&#x27;s phone" in html
 
@@ -611,35 +611,54 @@ def test_no_admin_page_shows_secret_token_or_session(
 def test_reset_from_a_sign_in_challenge_row_names_the_site_user(
     mfa_pool: Pool, signal_log: SignalLog
 ) -> None:
-    """A help-desk case of a pool that requires MFA: gina locked her sign-in enrollment, which
-    names no site user (its username was only a claim). The admin chose gina, so the reset's
-    audit row and signal name her site account."""
+    """A help-desk case of a pool that requires MFA. gina's locked sign-in enrollment is an
+    unproven claim and names nobody: there is no one to reset from it. Her verified one, which
+    the tokens proved, names her Cognito user but (no site account at the time) no site user:
+    the admin chose gina, so the reset's audit row and signal name her site account."""
     from django.contrib.auth import get_user_model
     from rest_framework.test import APIClient
 
     from tests.challenge_support import mfa_setup_session
 
-    gina = get_user_model()._default_manager.create(username="gina")
     api = APIClient()
-    started = api.post(
-        "/api/mfa/challenge/enrollments/",
-        {"username": "gina", "session": mfa_setup_session(mfa_pool, "gina")},
-        format="json",
-    ).json()
-    body = {"challenge_token": started["challenge_token"], "user_code": wrong_code()}
+    session = mfa_setup_session(mfa_pool, "gina")
+    claims = [
+        api.post(
+            "/api/mfa/challenge/enrollments/",
+            {"username": "gina", "session": session},
+            format="json",
+        ).json()
+        for _ in range(2)
+    ]
+    body = {"challenge_token": claims[0]["challenge_token"], "user_code": wrong_code()}
     for _ in range(5):
-        api.post(f"/api/mfa/challenge/enrollments/{started['id']}/verify/", body, format="json")
-    row = Enrollment.objects.get(pk=started["id"])
-    assert (row.status, row.user) == ("locked", None)
+        api.post(f"/api/mfa/challenge/enrollments/{claims[0]['id']}/verify/", body, format="json")
+    body = {"challenge_token": claims[1]["challenge_token"], "user_code": fresh_code()}
+    verified = api.post(
+        f"/api/mfa/challenge/enrollments/{claims[1]['id']}/verify/", body, format="json"
+    )
+    assert verified.status_code == 200, verified.content
+    locked, proven = (Enrollment.objects.get(pk=claim["id"]) for claim in claims)
+    assert (locked.status, locked.cognito_username, locked.user) == ("locked", "", None)
+    assert (proven.status, proven.cognito_username, proven.user) == ("verified", "gina", None)
+    gina = get_user_model()._default_manager.create(username="gina")
 
     client = Client()
     client.force_login(make_staff("helpdesk"))
     signal_log.events.clear()
-    assert confirm_action(client, "reset_totp", [started["id"]]).status_code == 302
+    response = confirm_action(client, "reset_totp", [locked.pk])
+    assert response.status_code == 302
+    assert any("unproven sign-in claim" in text for text in messages_of(response))
+    assert not AuditEvent.objects.filter(kind="mfa_reset").exists()
+    assert signal_log.named("mfa_preference_changed") == []
+    assert mfa_pool.mfa_state("gina")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+
+    assert confirm_action(client, "reset_totp", [proven.pk]).status_code == 302
     reset = AuditEvent.objects.get(kind="mfa_reset")
     assert (reset.cognito_username, reset.user_id) == ("gina", gina.pk)
     (changed,) = signal_log.named("mfa_preference_changed")
     assert (changed["user"], changed["enabled"], changed["source"]) == (gina, False, "admin")
+    assert not mfa_pool.mfa_state("gina").get("UserMFASettingList")
 
 
 @pytest.mark.django_db
@@ -668,16 +687,50 @@ def test_admin_verify_of_an_unproven_sign_in_claim_says_only_what_is_known(
     )
     client = Client()
     client.force_login(make_staff("helpdesk"))
+    form_page = run_action(client, "verify_device", [started["id"]])
+    assert form_page.status_code == 200
+    assert "unproven claim" in form_page.content.decode()
+    assert "gina" not in form_page.content.decode()
     signal_log.events.clear()
     with django_capture_on_commit_callbacks(execute=True):
         response = confirm_action(client, "verify_device", [started["id"]], user_code=fresh_code())
 
     shown = messages_of(response)
     assert not any("TOTP MFA is on" in text for text in shown), shown
-    assert any("claims to be gina" in text and "No tokens proved" in text for text in shown)
+    assert any("No tokens proved" in text for text in shown), shown
+    # The claim is unproven: neither the messages nor the verify page name gina.
+    assert not any("gina" in text for text in shown), shown
+    assert Enrollment.objects.get(pk=started["id"]).cognito_username == ""
     event = AuditEvent.objects.get(kind="verified")
     assert event.detail == {"claim": "unproven"}
     assert event.user is None
     (sent,) = signal_log.named("software_token_verified")
     assert sent["user"] is None
     assert sent["enrollment"].user is None
+
+
+@pytest.mark.django_db
+def test_an_unproven_sign_in_claim_is_listed_and_shown_without_a_name(
+    admin_client: Client, mfa_pool: Pool
+) -> None:
+    from rest_framework.test import APIClient
+
+    from tests.challenge_support import mfa_setup_session
+
+    started = (
+        APIClient()
+        .post(
+            "/api/mfa/challenge/enrollments/",
+            {"username": "wanda-claimed", "session": mfa_setup_session(mfa_pool, "pete")},
+            format="json",
+        )
+        .json()
+    )
+    listing = admin_client.get(changelist_url())
+    change = admin_client.get(f"{changelist_url()}{started['id']}/change/")
+    for page in (listing, change):
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert "(unproven sign-in claim)" in html
+        assert "wanda-claimed" not in html
+    assert admin_client.get(changelist_url(), {"q": "wanda"}).context["cl"].result_count == 0

@@ -288,16 +288,12 @@ def stub_settings(settings: Any) -> Any:
     return settings
 
 
-def queue_start(stubber: Any, username: str = "mona") -> None:
+def queue_start(stubber: Any) -> None:
+    # The start's one Cognito call: the claimed name is looked up nowhere.
     stubber.add_response(
         "associate_software_token",
         {"SecretCode": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "Session": SESSION_2},
         {"Session": SESSION},
-    )
-    stubber.add_response(
-        "admin_get_user",
-        {"Username": username, "UserAttributes": [], "UserMFASettingList": []},
-        {"UserPoolId": POOL_ID, "Username": username},
     )
 
 
@@ -309,8 +305,11 @@ def test_expired_session_on_verify_answers_410_and_wipes_the_stored_session(
         queue_start(stubber)
         started = start(api, "mona", SESSION).json()
         row = Enrollment.objects.get(pk=started["id"])
-        # What continues the challenge is the Session AssociateSoftwareToken returned.
-        assert crypto.decrypt(row.encrypted_credential) == SESSION_2
+        # What continues the challenge is the Session AssociateSoftwareToken returned, kept
+        # encrypted together with the claimed name (the row's columns name nobody).
+        claim = flows.open_challenge_claim(row, crypto.decrypt(row.encrypted_credential))
+        assert (claim.session, claim.cognito_username) == (SESSION_2, "mona")
+        assert row.cognito_username == ""
         stubber.add_client_error(
             "verify_software_token",
             service_error_code="NotAuthorizedException",
@@ -488,20 +487,33 @@ def test_a_session_cannot_be_used_to_act_on_another_user(api: APIClient, mfa_poo
         "json",
     )
     assert verified.status_code == 200, verified.content
-    events_before = AuditEvent.objects.count()
-    # A stranger holding a valid MFA_SETUP Session of their own names olga, then nobody.
+    olga_events = AuditEvent.objects.filter(cognito_username="olga").count()
+    # A stranger holding a valid MFA_SETUP Session of their own names olga, then nobody: both
+    # start alike (a start tells nothing of the named user), and neither row names anyone.
     stranger_session = mfa_setup_session(mfa_pool, "pete")
-    claims_olga = start(api, "olga", stranger_session)
-    claims_nobody = start(api, "no-such-user", stranger_session)
-    assert claims_olga.status_code == claims_nobody.status_code == 404
-    assert claims_olga.content == claims_nobody.content
-    assert claims_olga.json()["code"] == "not_found"
-    # Nothing was written about olga (or anyone): no enrollment, audit row or counter.
-    assert list(Enrollment.objects.values_list("cognito_username", "status")) == [
-        ("olga", "verified")
-    ]
-    assert AuditEvent.objects.count() == events_before
+    claims = [start(api, name, stranger_session) for name in ("olga", "no-such-user")]
+    assert [claim.status_code for claim in claims] == [201, 201]
+    claim_ids = [claim.json()["id"] for claim in claims]
+    assert set(
+        Enrollment.objects.filter(pk__in=claim_ids).values_list("cognito_username", "user")
+    ) == {("", None)}
+    # The stranger's right code proves the Session is pete's, not the named user's: refused
+    # like an unknown id, the claim ended, nothing turned on or counted for anyone.
+    for claim in claims:
+        refused = verify(api, claim.json(), fresh_code())
+        assert refused.status_code == 404
+        assert refused.json() == {"code": "not_found", "detail": "Not found."}
+    assert set(
+        Enrollment.objects.filter(pk__in=claim_ids).values_list("status", "cognito_username")
+    ) == {("expired", "")}
+    assert AuditEvent.objects.filter(cognito_username="olga").count() == olga_events
+    assert not AuditEvent.objects.filter(cognito_username="no-such-user").exists()
     assert not FailureCounter.objects.exists()
+    assert mfa_pool.mfa_state("olga")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+    assert not mfa_pool.mfa_state("pete").get("UserMFASettingList")
+    assert list(
+        Enrollment.objects.exclude(pk__in=claim_ids).values_list("cognito_username", "status")
+    ) == [("olga", "verified")]
     # The stranger's own claim still works.
     assert start(api, "pete", stranger_session).status_code == 201
 
@@ -588,11 +600,15 @@ def test_challenge_endpoints_share_a_per_address_throttle(
 # --- signals and audit events ---------------------------------------------------------------
 
 
-def audit_rows(cognito_username: str) -> list[tuple[Any, ...]]:
+def audit_rows(enrollment_id: Any) -> list[tuple[Any, ...]]:
+    """The enrollment's audit rows: kind, source, outcome, the Cognito user and the site user
+    they name, actor, address."""
     return list(
-        AuditEvent.objects.filter(cognito_username=cognito_username)
+        AuditEvent.objects.filter(enrollment_id=enrollment_id)
         .order_by("id")
-        .values_list("kind", "source", "outcome", "user_id", "actor_id", "ip_address")
+        .values_list(
+            "kind", "source", "outcome", "cognito_username", "user_id", "actor_id", "ip_address"
+        )
     )
 
 
@@ -638,13 +654,15 @@ def test_without_a_django_user_events_name_nobody(
     assert (preference["enabled"], preference["preferred"]) == (True, True)
     assert preference["source"] == "challenge"
 
-    assert audit_rows("rosa") == [
-        ("started", "challenge", "ok", None, None, "127.0.0.1"),
-        ("verification_failed", "challenge", "invalid_code", None, None, "127.0.0.1"),
-        ("verified", "challenge", "ok", None, None, "127.0.0.1"),
+    # The claim names nobody until the tokens prove rosa: then her Cognito name, no site user.
+    assert audit_rows(row.pk) == [
+        ("started", "challenge", "ok", "", None, None, "127.0.0.1"),
+        ("verification_failed", "challenge", "invalid_code", "", None, None, "127.0.0.1"),
+        ("verified", "challenge", "ok", "rosa", None, None, "127.0.0.1"),
         # The app answered MFA_SETUP itself (the default) and got the tokens.
-        ("challenge_completed", "challenge", "ok", None, None, "127.0.0.1"),
+        ("challenge_completed", "challenge", "ok", "rosa", None, None, "127.0.0.1"),
     ]
+    assert row.cognito_username == "rosa"
     assert mfa_pool.mfa_state("rosa")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
 
 
@@ -674,11 +692,13 @@ def test_a_claim_names_no_site_user_until_tokens_prove_it_and_lock_is_signalled(
     assert locked["enrollment"].pk == row.pk
     assert set(locked) == {"sender", "enrollment", "user", "request", "source"}
     assert signal_log.named("software_token_verified") == []
-    assert audit_rows("sam") == [
-        ("started", "challenge", "ok", None, None, "127.0.0.1"),
-        ("verification_failed", "challenge", "invalid_code", None, None, "127.0.0.1"),
-        ("locked", "challenge", "enrollment_locked", None, None, "127.0.0.1"),
+    # Never proven: no audit row names sam, by Cognito name or site account.
+    assert audit_rows(row.pk) == [
+        ("started", "challenge", "ok", "", None, None, "127.0.0.1"),
+        ("verification_failed", "challenge", "invalid_code", "", None, None, "127.0.0.1"),
+        ("locked", "challenge", "enrollment_locked", "", None, None, "127.0.0.1"),
     ]
+    assert row.cognito_username == ""
     # Nothing of it shows among the site user's own enrollments.
     assert not sam.cognito_mfa_enrollments.exists()
 
@@ -706,11 +726,12 @@ def test_tokens_naming_the_claimed_user_attach_the_site_user_at_the_verify(
         True,
         True,
     )
-    assert audit_rows("sam") == [
-        ("started", "challenge", "ok", None, None, "127.0.0.1"),
-        ("verified", "challenge", "ok", sam.pk, sam.pk, "127.0.0.1"),
-        ("challenge_completed", "challenge", "ok", sam.pk, sam.pk, "127.0.0.1"),
+    assert audit_rows(row.pk) == [
+        ("started", "challenge", "ok", "", None, None, "127.0.0.1"),
+        ("verified", "challenge", "ok", "sam", sam.pk, sam.pk, "127.0.0.1"),
+        ("challenge_completed", "challenge", "ok", "sam", sam.pk, sam.pk, "127.0.0.1"),
     ]
+    assert row.cognito_username == "sam"
     # A proven success forgets the user's consecutive wrong codes, as any success does.
     assert not FailureCounter.objects.filter(cognito_username="sam").exists()
     assert list(sam.cognito_mfa_enrollments.values_list("status", flat=True)) == ["verified"]

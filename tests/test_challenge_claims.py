@@ -100,9 +100,6 @@ def test_a_refused_server_side_completion_names_nobody(
             "associate_software_token",
             {"SecretCode": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "Session": session + "2"},
         )
-        stubber.add_response(
-            "admin_get_user", {"Username": "mona", "UserAttributes": [], "UserMFASettingList": []}
-        )
         started = start(api, "mona", session).json()
         stubber.add_response("verify_software_token", {"Status": "SUCCESS", "Session": session})
         stubber.add_client_error(
@@ -159,3 +156,59 @@ def test_the_upgrade_makes_earlier_unproven_claims_name_nobody(django_user_model
     assert [Enrollment.objects.get(pk=claim.pk).user for claim in claims] == [None] * 3
     assert Enrollment.objects.get(pk=verified.pk).user == olga
     assert Enrollment.objects.get(pk=own.pk).user == olga
+
+
+@pytest.mark.django_db
+def test_the_start_tells_nothing_of_the_named_user_and_the_row_names_nobody(
+    api: APIClient, mfa_pool: Pool
+) -> None:
+    """With a live MFA_SETUP Session of one's own, a start naming a user without MFA, one naming
+    nobody and one naming a user with MFA answer alike: same status, same body shape, the same
+    Cognito calls (so the same timing class), and the pool's PreventUserExistenceErrors holds.
+    What is stored names none of them."""
+    from tests.core_support import count_cognito_calls
+
+    mfa_pool.create_user("olga-no-mfa", permanent=False)
+    # gina set up TOTP through the app at her first sign-in.
+    gina = start(api, "gina-with-mfa", mfa_setup_session(mfa_pool, "gina-with-mfa")).json()
+    assert verify(api, gina, fresh_code()).status_code == 200
+    assert mfa_pool.mfa_state("gina-with-mfa")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+    own_session = mfa_setup_session(mfa_pool, "pete")
+    names = ("olga-no-mfa", "nobody-at-all", "gina-with-mfa")
+
+    answers, calls = [], []
+    for name in names:
+        with count_cognito_calls() as counter:
+            answers.append(start(api, name, own_session))
+        calls.append(counter.calls)
+    assert [answer.status_code for answer in answers] == [201, 201, 201]
+    bodies = [answer.json() for answer in answers]
+    assert [sorted(body) for body in bodies] == [sorted(bodies[0])] * 3
+    assert [[type(body[key]) for key in sorted(body)] for body in bodies] == [
+        [type(bodies[0][key]) for key in sorted(bodies[0])]
+    ] * 3
+    assert calls == [["AssociateSoftwareToken"]] * 3
+
+    # Nothing stored names the claimed users: not the rows, not their audit rows.
+    claim_ids = [body["id"] for body in bodies]
+    rows = list(Enrollment.objects.filter(pk__in=claim_ids).values())
+    events = list(AuditEvent.objects.filter(enrollment_id__in=claim_ids).values())
+    assert (len(rows), len(events)) == (3, 3)
+    assert {(row["cognito_username"], row["user_id"]) for row in rows} == {("", None)}
+    stored = repr(rows) + repr(events)
+    for name in names:
+        assert name not in stored
+
+
+def test_a_claim_is_read_from_its_sealed_document_or_from_a_row_written_before_sealing() -> None:
+    from cognito_mfa import flows
+
+    sealed = Enrollment(flow="challenge", cognito_username="")
+    claim = flows.open_challenge_claim(sealed, flows.seal_challenge_claim("AYAB-s", "olga"))
+    assert (claim.session, claim.cognito_username) == ("AYAB-s", "olga")
+    assert "AYAB-s" not in repr(claim)
+    assert "olga" not in repr(claim)
+    # A row written before claims were sealed: the bare Session, the claim in its column.
+    legacy = Enrollment(flow="challenge", cognito_username="olga")
+    claim = flows.open_challenge_claim(legacy, "AYABlegacy-session")
+    assert (claim.session, claim.cognito_username) == ("AYABlegacy-session", "olga")

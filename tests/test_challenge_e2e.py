@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from cognito_mfa import crypto
+from cognito_mfa import crypto, flows
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.challenge_support import (
     LogCapture,
@@ -103,7 +103,10 @@ def test_first_sign_in_sets_up_totp_through_the_challenge_endpoints(
     enrollment = Enrollment.objects.get(pk=body["id"])
     assert enrollment.flow == "challenge"
     assert enrollment.user is None  # the challenge never creates a Django user
-    assert crypto.decrypt(enrollment.encrypted_credential) == session  # stored, encrypted
+    # Stored encrypted, with the claimed name beside it: no column names the claim.
+    claim = flows.open_challenge_claim(enrollment, crypto.decrypt(enrollment.encrypted_credential))
+    assert (claim.session, claim.cognito_username) == (session, "fiona")
+    assert enrollment.cognito_username == ""
     sentinels = {
         "MFA_SETUP Session": session,
         "TOTP secret": secret,
@@ -179,6 +182,8 @@ def test_first_sign_in_sets_up_totp_through_the_challenge_endpoints(
     assert enrollment.encrypted_credential is None
     assert enrollment.friendly_device_name == "Fiona's phone"
     assert not enrollment.preference_pending
+    # Tokens proved the name only where the app completed the sign-in itself.
+    assert enrollment.cognito_username == ("" if mode == "spa_responds" else "fiona")
 
     kinds = list(
         AuditEvent.objects.filter(enrollment=enrollment)

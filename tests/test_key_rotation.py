@@ -15,7 +15,7 @@ from django.core.management.base import CommandError, SystemCheckError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from cognito_mfa import checks, crypto, rotation
+from cognito_mfa import checks, crypto, flows, rotation
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentFlow, EnrollmentStatus
 from tests.conftest import SignalLog, fresh_code
 from tests.hardening_support import count_cognito_calls
@@ -99,6 +99,41 @@ def test_rotate_then_remove_the_old_key_and_pending_enrollments_still_verify(
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "verified"
     assert len(signal_log.named("software_token_verified")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_claim_survives_rotation_and_the_verify_still_proves_its_name(
+    mfa_pool: Pool, settings: Any
+) -> None:
+    """A challenge row keeps its Session and the claimed name in one encrypted document: the
+    rotation carries both, the check reads it, and the verify after the old key is gone still
+    answers the challenge under the claimed name and writes it once the tokens prove it."""
+    from tests.challenge_support import mfa_setup_session, start, verify
+
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = [OLD_KEY]
+    api = APIClient()
+    started = start(api, "tess", mfa_setup_session(mfa_pool, "tess")).json()
+    before = _stored(started["id"])
+
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    assert "1 re-encrypted under the current key" in _rotate()
+    settings.COGNITO_MFA_ENCRYPTION_KEYS = [NEW_KEY]
+    assert _e008() == []
+    row = Enrollment.objects.get(pk=started["id"])
+    assert Fernet(NEW_KEY.encode()).decrypt(_stored(started["id"])) == Fernet(
+        OLD_KEY.encode()
+    ).decrypt(before)
+    assert (
+        flows.open_challenge_claim(row, crypto.decrypt(_stored(started["id"]))).cognito_username
+        == "tess"
+    )
+    assert row.cognito_username == ""
+
+    response = verify(api, started, fresh_code())
+    assert response.status_code == 200, response.content
+    assert response.json()["authentication_result"] is not None
+    assert Enrollment.objects.get(pk=started["id"]).cognito_username == "tess"
+    assert mfa_pool.mfa_state("tess")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
 
 
 @pytest.mark.django_db(transaction=True)
