@@ -1,6 +1,6 @@
 """The error hierarchy of cognito_mfa.
 
-Every error has a stable ``code`` (public API, see the README's error table) and the HTTP
+Every error has a stable ``code`` (public API, see the error table of docs/api.md) and the HTTP
 status the REST API answers with. The same code travels into API responses, signals, audit
 rows and admin messages. The ``detail`` texts are translated lazily (in the language of the
 request that sees them); the ``code`` never is. Apart from the lazy ``gettext``, which needs

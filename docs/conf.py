@@ -21,7 +21,7 @@ import cognito_mfa  # noqa: E402
 
 project = "cognito_mfa"
 author = "The cognito-mfa authors"
-copyright = "The cognito-mfa authors"  # noqa: A001 (Sphinx's name for it)
+copyright = "The cognito-mfa authors"
 release = cognito_mfa.__version__
 version = release
 
@@ -53,4 +53,3 @@ autodoc_default_options = {"members": True}
 html_theme = "furo"
 html_title = f"cognito_mfa {release}"
 html_static_path = ["_static"]
-
