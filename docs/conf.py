@@ -53,3 +53,4 @@ autodoc_default_options = {"members": True}
 html_theme = "furo"
 html_title = f"cognito_mfa {release}"
 html_static_path = ["_static"]
+html_css_files = ["cognito_mfa.css"]
