@@ -22,14 +22,14 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import exceptions as exc
 from . import flows
 from .adapter import get_adapter
 from .cognito import MFAState
 from .conf import app_settings
-from .models import AuditEvent, Enrollment, EnrollmentStatus
+from .models import AuditEvent, Enrollment, EnrollmentFlow, EnrollmentStatus
 from .serializers import USER_CODE_PATTERN
 from .validators import validate_device_name
 
@@ -396,6 +396,8 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             attempts_remaining=max(app_settings.MAX_ATTEMPTS - enrollment.attempts, 0),
         )
 
+    # The form's cleaned data holds the code; the result holds a sign-in's tokens.
+    @sensitive_variables("form", "verified")
     def _verify(
         self, request: HttpRequest, enrollment: Enrollment, form: VerifyDeviceForm
     ) -> TemplateResponse | None:
@@ -450,7 +452,20 @@ class EnrollmentAdmin(ChangelistInputAdmin):
             verified.enrollment,
             gettext("Verified the device with a code read out by the user."),
         )
-        if verified.mfa_enabled:
+        if enrollment.flow == EnrollmentFlow.CHALLENGE and verified.authentication_result is None:
+            # No tokens named the claimed user: the device is the sign-in Session's, whoever
+            # that is, and nothing was turned on for anyone by name.
+            self.message_user(
+                request,
+                gettext(
+                    "A device was verified for this sign-in, which claims to be %(name)s. "
+                    "No tokens proved that claim, so TOTP MFA was not turned on for %(name)s: "
+                    "it is on once that sign-in completes and the user turns it on."
+                )
+                % {"name": name},
+                messages.WARNING,
+            )
+        elif verified.mfa_enabled:
             self.message_user(
                 request,
                 gettext("The device of %(name)s is verified and TOTP MFA is on.") % {"name": name},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
@@ -12,6 +13,12 @@ from .adapter import get_adapter
 from .tokens import AccessToken, validate_access_token
 
 HOST_TOKEN_HEADER = "HTTP_X_COGNITO_ACCESS_TOKEN"
+
+
+def _require_active(user: Any) -> None:
+    """Refuse a deactivated account, as DRF's own authentication classes do."""
+    if not getattr(user, "is_active", True):
+        raise exc.AccountUnavailable()
 
 
 class CognitoAccessTokenAuthentication(BaseAuthentication):
@@ -24,13 +31,17 @@ class CognitoAccessTokenAuthentication(BaseAuthentication):
 
     keyword = "Bearer"
 
+    # An error report of a failure below shows this frame's locals: the header and the token.
+    @sensitive_variables("header", "raw", "token")
     def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if header:
             scheme, _, raw = header.partition(" ")
             if scheme.lower() == "bearer":
                 token = validate_access_token(raw.strip())
-                return get_adapter().get_user_for_token(token), token
+                user = get_adapter().get_user_for_token(token)
+                _require_active(user)
+                return user, token
             # Another scheme is the host's own sign-in: its user may still send the token
             # in X-Cognito-Access-Token below.
         raw = request.META.get(HOST_TOKEN_HEADER, "")
@@ -43,6 +54,7 @@ class CognitoAccessTokenAuthentication(BaseAuthentication):
         token = validate_access_token(raw.strip())
         if not get_adapter().user_matches_token(django_user, token):
             raise exc.TokenInvalid()
+        _require_active(django_user)
         return django_user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -60,6 +60,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="cognito_mfa.E003",
                 )
             )
+    errors.extend(_check_totp_issuer())
     errors.extend(_check_encryption_keys())
     errors.extend(_check_numbers())
     errors.extend(check_throttle_rates())
@@ -117,6 +118,28 @@ _KIND_WORDS = {
     "int": gettext_lazy("a whole number"),
     "float": gettext_lazy("a number of seconds"),
 }
+
+
+def _check_totp_issuer() -> list[CheckMessage]:
+    """Warn about an issuer with a colon: the Key Uri Format keeps colons out of the label."""
+    issuer = app_settings.TOTP_ISSUER
+    if not issuer or ":" not in str(issuer):
+        return []
+    return [
+        Warning(
+            _(
+                "COGNITO_MFA_TOTP_ISSUER %(issuer)s contains a colon, which separates the "
+                "issuer from the account in an authenticator's label."
+            )
+            % {"issuer": _short_repr(issuer)},
+            hint=_(
+                "The otpauth URI then names the issuer only in its issuer parameter, which "
+                "older authenticator apps ignore. Use a dash instead, e.g. %(example)s."
+            )
+            % {"example": '"Example Corp - Berlin"'},
+            id="cognito_mfa.W002",
+        )
+    ]
 
 
 def _check_encryption_keys() -> list[CheckMessage]:
@@ -231,7 +254,14 @@ def _short_repr(value: Any) -> str:
 
 def check_throttle_rates() -> list[CheckMessage]:
     """Parse ``COGNITO_MFA_THROTTLE_RATES`` the way the throttles do on each request."""
-    from .throttling import DEFAULT_RATES, ChallengeThrottle, StartThrottle, VerifyThrottle
+    from .throttling import (
+        DEFAULT_RATES,
+        ChallengeThrottle,
+        PreferenceThrottle,
+        StartThrottle,
+        StatusThrottle,
+        VerifyThrottle,
+    )
 
     configured = getattr(settings, "COGNITO_MFA_THROTTLE_RATES", {})
     known = ", ".join(repr(scope) for scope in DEFAULT_RATES)
@@ -257,7 +287,13 @@ def check_throttle_rates() -> list[CheckMessage]:
                     id="cognito_mfa.E009",
                 )
             )
-    for throttle_class in (StartThrottle, VerifyThrottle, ChallengeThrottle):
+    for throttle_class in (
+        StartThrottle,
+        VerifyThrottle,
+        ChallengeThrottle,
+        PreferenceThrottle,
+        StatusThrottle,
+    ):
         scope = throttle_class.scope
         try:
             # What each request does: DRF's parse_rate on the merged rates.

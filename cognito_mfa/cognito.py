@@ -17,7 +17,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -153,13 +153,13 @@ def install_log_redaction() -> None:
 
 @dataclass(frozen=True)
 class AssociateResult:
-    secret_code: str
-    session: str | None
+    secret_code: str = field(repr=False)
+    session: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    session: str | None
+    session: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -189,9 +189,9 @@ class AuthStep:
     """The outcome of a sign-in step: tokens, or the next challenge."""
 
     challenge_name: str | None
-    session: str | None
-    challenge_parameters: dict[str, Any]
-    authentication_result: dict[str, Any] | None
+    session: str | None = field(repr=False)
+    challenge_parameters: dict[str, Any] = field(repr=False)
+    authentication_result: dict[str, Any] | None = field(repr=False)
 
 
 def parse_mfas_can_setup(raw: Any) -> list[str]:
@@ -287,6 +287,20 @@ def _required_text(response: dict[str, Any], key: str, operation: str) -> str:
     return value
 
 
+def _unmapped_error(error: botocore.exceptions.ClientError) -> type[exc.CognitoMFAError]:
+    """Classify an answer whose error code ERROR_MAP does not know, by its HTTP status.
+
+    A 5xx without an AWS error type (an empty body, a load balancer's or VPC endpoint's own
+    HTML or text page) reaches us named by its status, "503": Cognito or the path to it is
+    down, nothing changed, the caller may retry. Any other unknown code, a proxy's 4xx page
+    among them, is something the operator must look at.
+    """
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if isinstance(status, int) and 500 <= status <= 599:
+        return exc.CognitoUnavailable
+    return exc.CognitoConfigurationError
+
+
 class CognitoClient:
     """Typed, error-mapped access to the Cognito user pool API."""
 
@@ -300,7 +314,7 @@ class CognitoClient:
             yield
         except botocore.exceptions.ClientError as error:
             code = error.response.get("Error", {}).get("Code", "Unknown")
-            mapped = ERROR_MAP.get(code, exc.CognitoConfigurationError)
+            mapped = ERROR_MAP.get(code) or _unmapped_error(error)
             log = logger.error if mapped is exc.CognitoConfigurationError else logger.info
             log("Cognito %s failed with %s", operation, code)
             if mapped is exc.CognitoUnavailable:

@@ -153,6 +153,13 @@ class AppSettings:
         return _as_timedelta(_get("RETENTION", timedelta(days=90)))
 
     @property
+    def ADOPT_EXISTING_USERS(self) -> bool:
+        """Bind a Cognito user seen for the first time to the site account of the same
+        username, if that account is active, bound to no one and neither staff nor superuser.
+        Off: every Cognito user gets an account of its own (or is refused)."""
+        return bool(_get("ADOPT_EXISTING_USERS", True))
+
+    @property
     def ADAPTER(self) -> str:
         """Dotted path of the adapter class."""
         return _get("ADAPTER", "cognito_mfa.adapter.DefaultAdapter")

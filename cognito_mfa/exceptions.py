@@ -68,6 +68,15 @@ class TokenInvalid(CognitoMFAError):
     default_detail = _("The access token is not valid.")
 
 
+class AccountUnavailable(CognitoMFAError):
+    """The token is valid, but its Cognito user has no usable account on this site: the bound
+    account is inactive, or none may be bound (DRF refuses inactive users alike)."""
+
+    code = "account_unavailable"
+    status = 401
+    default_detail = _("This sign-in has no usable account on this site.")
+
+
 class ReauthenticationRequired(CognitoMFAError):
     code = "reauthentication_required"
     status = 401
@@ -96,6 +105,14 @@ class EnrollmentExpired(CognitoMFAError):
     code = "enrollment_expired"
     status = 410
     default_detail = _("This enrollment has expired. Start a new one.")
+
+
+class RequestTooLarge(CognitoMFAError):
+    """The body is larger than the site's ``DATA_UPLOAD_MAX_MEMORY_SIZE``: nothing was read."""
+
+    code = "request_too_large"
+    status = 413
+    default_detail = _("The request body is too large.")
 
 
 class Throttled(CognitoMFAError):

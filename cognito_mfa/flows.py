@@ -13,7 +13,7 @@ import io
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -114,12 +114,14 @@ def without_credentials(request: HttpRequest | None) -> HttpRequest | None:
     return clone
 
 
+# Result objects carry secrets and tokens to the caller once: their repr (error reports,
+# debuggers, a stray log line) leaves them out.
 @dataclass(frozen=True)
 class StartedEnrollment:
     enrollment: Enrollment
-    secret_code: str
-    otpauth_uri: str
-    challenge_token: str | None = None
+    secret_code: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)
+    challenge_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,8 @@ class VerifiedEnrollment:
     enrollment: Enrollment
     mfa_enabled: bool
     preferred: bool
-    session: str | None = None
-    authentication_result: dict[str, Any] | None = None
+    session: str | None = field(default=None, repr=False)
+    authentication_result: dict[str, Any] | None = field(default=None, repr=False)
 
 
 # --- small helpers --------------------------------------------------------------------------
@@ -436,11 +438,14 @@ def start_enrollment(
     """
     client = get_client()
     check_failure_budget(token.username)
-    # Settle a preference an earlier verify still owes first, so GetUser tells the truth.
-    # A recent sign-in may start either way, so only an older one costs a GetUser. Cognito,
-    # not our table, knows whether a TOTP exists (it may have been set up elsewhere).
-    stale = not is_recent_authentication(token)
-    if stale and client.get_user(access_token=token.raw).software_token_mfa_enabled:
+    # Step-up: a user protected by any MFA factor (TOTP, SMS, e-mail) must have signed in
+    # recently to add or replace a TOTP, which then becomes what sign-in asks for. A recent
+    # sign-in may start either way, so only an older one costs a look. A verified TOTP whose
+    # "turn on" is still owed is not listed by Cognito yet, so our table is asked first; then
+    # Cognito, which knows the factors set up elsewhere.
+    if not is_recent_authentication(token) and (
+        _owes_totp_preference(token.username) or client.get_user(access_token=token.raw).mfa_methods
+    ):
         raise exc.ReauthenticationRequired()
     for _ in range(KEY_ASKS):
         key_asked_at = now()
@@ -469,6 +474,15 @@ def start_enrollment(
     raise exc.EnrollmentNotPending(
         gettext_lazy("Another start of this user is in progress; try again.")
     )
+
+
+def _owes_totp_preference(cognito_username: str) -> bool:
+    """Tell whether a verified TOTP of this user still waits for ``SetUserMFAPreference``."""
+    return Enrollment.objects.filter(
+        cognito_username=cognito_username,
+        status=EnrollmentStatus.VERIFIED,
+        preference_pending=True,
+    ).exists()
 
 
 @sensitive_variables("session", "associated", "next_session", "challenge_token", "uri")
@@ -634,6 +648,7 @@ def _end_pending(
     signal: Signal,
     only_if: Q | None = None,
     outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
 ) -> bool:
     """Move a pending row to the terminal ``status`` by compare-and-set, audit it and announce
     it after commit. Return False (and change nothing) if the row was no longer pending, or
@@ -643,7 +658,7 @@ def _end_pending(
         changed = Enrollment.objects.end_pending(enrollment.pk, status, timestamp, only_if=only_if)
         if changed:
             _ended(enrollment, status, timestamp)
-            _audit(kind, context, enrollment=enrollment, outcome=outcome)
+            _audit(kind, context, enrollment=enrollment, outcome=outcome, detail=detail)
             _announce(signal, enrollment, context)
     return changed
 
@@ -873,6 +888,7 @@ def _verify_leased(
         preference_set=preference_set,
         reset_failures=failures_on_record,
         proven_user=proven_user,
+        unproven_claim=is_challenge and proven_user is None and authentication_result is None,
     )
     if completion_outcome is not None:
         # Whether the server-side RespondToAuthChallenge handed out tokens (never the tokens).
@@ -937,6 +953,7 @@ def _mark_verified(
     preference_set: bool,
     reset_failures: bool = True,
     proven_user: Any = None,
+    unproven_claim: bool = False,
 ) -> Enrollment:
     """Record the verify Cognito accepted. ``preference_set``: TOTP was turned on just now (and
     is announced); ``proven_user``: the site user a sign-in challenge's tokens proved, written
@@ -976,7 +993,11 @@ def _mark_verified(
                 Kind.VERIFIED,
                 context,
                 enrollment=enrollment,
-                detail={"preference_pending": preference_owed} if preference_owed else None,
+                detail={
+                    **({"preference_pending": True} if preference_owed else {}),
+                    # The device belongs to the Session's user; the username is only claimed.
+                    **({"claim": "unproven"} if unproven_claim else {}),
+                },
             )
             _send_on_commit(
                 signals.software_token_verified,
@@ -1105,8 +1126,11 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
     """Turn a user's TOTP MFA off in Cognito and remove the software token where possible.
 
     Uses the IAM-authorised ``AdminSetUserMFAPreference`` and ``AdminDeleteSoftwareToken``;
-    the user's consecutive wrong codes are forgotten so they can enroll again at once.
+    the user's consecutive wrong codes are forgotten so they can enroll again at once. Every
+    pending enrollment of that Cognito user ends first (cancelled, audited, announced): one an
+    intruder started before the reset must not be verifiable after it.
     """
+    cancel_pending_of_cognito_user(context, cognito_username, reason="mfa_reset")
     forgive_owed_preferences(cognito_username)
     client = get_client()
     client.admin_set_user_mfa_preference(username=cognito_username, enabled=False, preferred=False)
@@ -1131,6 +1155,23 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
         _announce_preference(context, user, enabled=False, preferred=False)
     return ResetResult(
         cognito_username=cognito_username, token_deleted=token_deleted, token_error=token_error
+    )
+
+
+def cancel_pending_of_cognito_user(context: Context, cognito_username: str, *, reason: str) -> int:
+    """Cancel every pending enrollment naming ``cognito_username`` (either flow), a verify in
+    flight included: its result is then refused as late. Return how many this call ended."""
+    pending = Enrollment.objects.pending().filter(cognito_username=cognito_username)
+    return sum(
+        _end_pending(
+            enrollment,
+            context,
+            status=EnrollmentStatus.CANCELLED,
+            kind=Kind.CANCELLED,
+            signal=signals.enrollment_cancelled,
+            detail={"reason": reason},
+        )
+        for enrollment in pending.select_related("user")
     )
 
 

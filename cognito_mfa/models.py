@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -90,10 +90,13 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
     ) -> bool:
         """Set the verify lease of a pending, unexpired, unlocked enrollment whose lease is
         free at ``at``. Return whether this caller got it (compare-and-set)."""
-        claimable = (
-            self.pending()
-            .lease_free(at)
-            .filter(pk=enrollment_id, expires_at__gt=at, attempts__lt=max_attempts)
+        # One filter() call: the verify's hot path pays for each QuerySet clone.
+        claimable = self.filter(
+            lease_free(at),
+            pk=enrollment_id,
+            status=EnrollmentStatus.PENDING,
+            expires_at__gt=at,
+            attempts__lt=max_attempts,
         )
         return claimable.update(verify_lease_until=lease) == 1
 
@@ -109,9 +112,7 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         Return False, changing nothing, if it was no longer pending or ``only_if`` did not
         hold: another request got there first.
         """
-        rows = self.pending().filter(pk=enrollment_id)
-        if only_if is not None:
-            rows = rows.filter(only_if)
+        rows = self.filter(only_if or Q(), pk=enrollment_id, status=EnrollmentStatus.PENDING)
         changed = rows.update(
             status=status, encrypted_credential=None, verify_lease_until=None, finished_at=at
         )
@@ -143,7 +144,9 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         }
         if user is not None:
             changes["user"] = user
-        rows = self.pending().filter(pk=enrollment_id, verify_lease_until=lease)
+        rows = self.filter(
+            pk=enrollment_id, status=EnrollmentStatus.PENDING, verify_lease_until=lease
+        )
         return rows.update(**changes) == 1
 
     def record_wrong_code(
@@ -191,7 +194,12 @@ def lock_user_row(user: Any) -> None:
     (soft deletion), which must not make the lock silently take nothing.
     """
     model = user._meta.model  # a session user arrives wrapped in a SimpleLazyObject
-    list(model._base_manager.select_for_update().filter(pk=user.pk).values_list("pk"))
+    locking = model._base_manager.select_for_update().filter(pk=user.pk)
+    # SQLite has no row locks (its writer holds the whole database until commit) and the ORM
+    # drops FOR UPDATE there: the read would lock nothing, so it is not sent.
+    if connections[locking.db].vendor == "sqlite":
+        return
+    list(locking.values_list("pk"))
 
 
 class Enrollment(models.Model):
@@ -347,7 +355,7 @@ class FailureCounterQuerySet(models.QuerySet["FailureCounter"]):
     def record(self, cognito_username: str) -> tuple[int, datetime | None] | None:
         """Return a user's consecutive wrong codes and back-off end, or None without a record."""
         rows = self.filter(pk=cognito_username).values_list("consecutive_failures", "blocked_until")
-        return next(iter(rows.order_by()[:1]), None)
+        return next(iter(rows[:1]), None)  # unordered: the model has no default ordering
 
     def count_failure(
         self, cognito_username: str, *, budget: int, backoff_base: timedelta, at: datetime
@@ -365,6 +373,42 @@ class FailureCounterQuerySet(models.QuerySet["FailureCounter"]):
     def forget(self, cognito_username: str) -> None:
         """Forget a user's consecutive wrong codes."""
         self.filter(pk=cognito_username).delete()
+
+
+class CognitoIdentity(models.Model):
+    """Which site user a Cognito user is: the pool and Cognito's ``sub``, never the username.
+
+    A Cognito username can be re-created for another person and can equal a local account's
+    name; ``sub`` is Cognito's immutable id of one user in one pool. The default adapter binds
+    a user here on first sight (see ``DefaultAdapter.get_user_for_token``).
+    """
+
+    pool_id = models.CharField(_("user pool id"), max_length=64)
+    sub = models.CharField(_("Cognito sub"), max_length=128)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="cognito_mfa_identities",
+        verbose_name=_("user"),
+    )
+    # The username the last token carried: what admin acts send to Cognito's Admin* calls.
+    cognito_username = models.CharField(_("Cognito username"), max_length=128, db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("Cognito identity")
+        verbose_name_plural = _("Cognito identities")
+        constraints = [
+            models.UniqueConstraint(fields=["pool_id", "sub"], name="cognito_mfa_one_user_per_sub"),
+            # A site user is one Cognito user per pool: a second Cognito user can never be
+            # bound to an account that is already someone's.
+            models.UniqueConstraint(
+                fields=["pool_id", "user"], name="cognito_mfa_one_sub_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cognito_username} ({self.pool_id})"
 
 
 class FailureCounter(models.Model):

@@ -22,9 +22,21 @@ PNG_SCALE = 5  # pixels per module of the PNG
 _DARK_RUN = re.compile(rb"\x01+")  # matched on the raw row: no translation to digits
 
 
+# Stands in for a colon inside the label's account name. Every reader splits the label at its
+# first colon, literal or "%3A" (some decode the label before splitting), so a colon of the
+# account itself would move the split; U+FF1A still reads as a colon.
+LABEL_COLON = "\uff1a"
+
+
 @sensitive_variables("secret")
 def build_otpauth_uri(*, secret: str, issuer: str, account: str) -> str:
-    """Return the key URI authenticator apps read (issuer and label RFC 3986-encoded).
+    """Return the key URI authenticator apps read (label and issuer RFC 3986-encoded).
+
+    The label is ``issuer:account`` with no other colon in it (Google's Key Uri Format): a
+    colon of the account becomes U+FF1A, surrounding spaces are dropped (some readers strip
+    those after the separator, others keep them). The ``issuer`` parameter is the issuer
+    exactly; an issuer with a colon is left out of the label, since readers refuse a label
+    prefix that differs from the parameter, and apps then show the parameter.
 
     Built by hand because Cognito's secrets (and moto's fixed one) are not always the
     length OTP libraries insist on. ``algorithm``, ``digits`` and ``period`` are left out:
@@ -34,8 +46,10 @@ def build_otpauth_uri(*, secret: str, issuer: str, account: str) -> str:
     41), which is slower to render and harder to scan.
     """
     # str(): an adapter may return a lazy translation, which quote() does not take.
-    issuer_part = quote(str(issuer), safe="")
-    label = f"{issuer_part}:{quote(str(account), safe='')}"
+    issuer, account = str(issuer), str(account)
+    issuer_part = quote(issuer, safe="")
+    account_part = quote(account.strip().replace(":", LABEL_COLON), safe="")
+    label = account_part if ":" in issuer else f"{issuer_part}:{account_part}"
     return f"otpauth://totp/{label}?secret={quote(secret, safe='')}&issuer={issuer_part}"
 
 

@@ -36,6 +36,11 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
     "not_authenticated": (401, "No access token was sent."),
     "token_invalid": (401, "The access token (or the sign-in Session) is not valid."),
+    "account_unavailable": (
+        401,
+        "The token is valid, but its Cognito user has no usable account on this site "
+        "(deactivated, or none may be bound).",
+    ),
     "reauthentication_required": (
         401,
         "The sign-in (`auth_time`) is older than COGNITO_MFA_REAUTH_MAX_AGE: sign in again.",
@@ -46,6 +51,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "enrollment_locked": (409, "Too many wrong codes: start a new enrollment."),
     "enrollment_not_pending": (409, "Already verified or cancelled, or a verify is running."),
     "enrollment_expired": (410, "Past `expires_at`, or Cognito no longer accepts its credential."),
+    "request_too_large": (
+        413,
+        "The body is larger than the site's DATA_UPLOAD_MAX_MEMORY_SIZE; nothing changed.",
+    ),
     "unsupported_media_type": (415, "The body is not `application/json`."),
     "throttled": (
         429,
@@ -61,7 +70,12 @@ ERRORS: dict[str, tuple[int, str]] = {
 }
 
 # What any bearer-authenticated operation can answer, whatever it does.
-AUTHENTICATED = ("not_authenticated", "token_invalid", "cognito_unavailable")
+AUTHENTICATED = (
+    "not_authenticated",
+    "token_invalid",
+    "account_unavailable",
+    "cognito_unavailable",
+)
 
 
 def error_responses(*codes: str) -> dict[int, Any]:

@@ -16,7 +16,15 @@ DEFAULT_RATES: dict[str, str | None] = {
     "start": "20/hour",
     "verify": "60/hour",
     "challenge": "60/hour",
+    # Each costs Cognito calls from the account's shared quotas (SetUserMFAPreference is
+    # UserResourceUpdate, 25/s for the whole account; status/ is a GetUser or two).
+    "preference": "30/hour",
+    "status": "300/hour",
 }
+
+# Address throttles count an IPv6 client by its /64: one host usually holds a whole /64, so
+# counting single addresses would give it 2**64 buckets.
+IPV6_PREFIX = 64
 
 
 def client_address(meta: Any) -> str | None:
@@ -42,6 +50,21 @@ def client_address(meta: Any) -> str | None:
         return remote_addr
 
 
+def throttle_address(address: str | None) -> str:
+    """Return the bucket of a client address: IPv4 as is, IPv6 by its /64 network."""
+    if not address:
+        return ""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+    return str(parsed)
+
+
 class CognitoMFAThrottle(SimpleRateThrottle):
     """Rate limit per user (per client address for the sign-in challenge endpoints)."""
 
@@ -60,7 +83,7 @@ class CognitoMFAThrottle(SimpleRateThrottle):
         return rates.get(self.scope)
 
     def get_ident(self, request: Request) -> str:
-        return client_address(request.META) or ""
+        return throttle_address(client_address(request.META))
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if request.user is not None and request.user.is_authenticated:
@@ -76,6 +99,14 @@ class StartThrottle(CognitoMFAThrottle):
 
 class VerifyThrottle(CognitoMFAThrottle):
     scope = "verify"
+
+
+class PreferenceThrottle(CognitoMFAThrottle):
+    scope = "preference"
+
+
+class StatusThrottle(CognitoMFAThrottle):
+    scope = "status"
 
 
 class ChallengeThrottle(CognitoMFAThrottle):

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions as exc
 from .conf import app_settings
@@ -154,6 +155,7 @@ class ValidatedTokens:
     def _digest(raw: str) -> bytes:
         return hashlib.sha256(raw.encode("utf-8")).digest()
 
+    @sensitive_variables("raw")
     def get(self, raw: str) -> AccessToken | None:
         digest = self._digest(raw)
         with self._lock:
@@ -171,6 +173,7 @@ class ValidatedTokens:
             return None
         return replace(checked.token, raw=raw, claims=copy.deepcopy(checked.token.claims))
 
+    @sensitive_variables("raw", "token", "checked")
     def put(self, raw: str, token: AccessToken, *, key_generation: int) -> None:
         checked = _Checked(
             token=replace(token, raw="", claims=copy.deepcopy(token.claims)),
@@ -200,6 +203,7 @@ validated_tokens = ValidatedTokens()
 _HEADER_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,1024}")
 
 
+@sensitive_variables("raw")
 def _unverified_header(raw: str) -> dict[str, Any]:
     """Read the JOSE header only to pick the signing key; ``jwt.decode`` checks it again.
 
@@ -225,6 +229,7 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
+@sensitive_variables("raw", "cached")
 def validate_access_token(raw: str) -> AccessToken:
     """Validate a Cognito access token and return its claims.
 
@@ -239,6 +244,7 @@ def validate_access_token(raw: str) -> AccessToken:
     return _validate_in_full(raw)
 
 
+@sensitive_variables("raw", "claims", "token")
 def _validate_in_full(raw: str) -> AccessToken:
     header = _unverified_header(raw)
     if header.get("alg") not in ALLOWED_ALGORITHMS or not isinstance(header.get("kid"), str):

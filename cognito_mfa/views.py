@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
@@ -24,13 +26,20 @@ from .models import Enrollment
 from .otpauth import render_qr
 from .parsers import JSONParser
 from .schema import AUTHENTICATED, document
-from .throttling import ChallengeThrottle, StartThrottle, VerifyThrottle
+from .throttling import (
+    ChallengeThrottle,
+    PreferenceThrottle,
+    StartThrottle,
+    StatusThrottle,
+    VerifyThrottle,
+)
 from .tokens import AccessToken
 
 MAX_LISTED_ENROLLMENTS = 50
 # What a verify can answer besides authentication errors (for the OpenAPI schema).
 VERIFY_ERRORS = (
     "invalid",
+    "request_too_large",
     "invalid_code",
     "not_found",
     "enrollment_locked",
@@ -75,6 +84,15 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
             {"code": "invalid", "detail": str(exc.InvalidInput.default_detail), "fields": fields},
             status=400,
         )
+    if isinstance(error, RequestDataTooBig):
+        # Django's own answer would be its HTML 400 page.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _error_response(
+            exc.RequestTooLarge(
+                _("The request body is larger than the %(limit)d bytes accepted.")
+                % {"limit": limit}
+            )
+        )
     if isinstance(error, drf_exceptions.ParseError):
         return _error_response(exc.InvalidInput(_("The request body is not valid JSON.")))
     if isinstance(error, drf_exceptions.NotAuthenticated):
@@ -118,6 +136,13 @@ class CognitoMFAView(APIView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method == "POST":
+            # Read the body first: Django refuses one over DATA_UPLOAD_MAX_MEMORY_SIZE here,
+            # before authentication, throttles or any Cognito call could act on the request.
+            request.body  # noqa: B018
+        super().initial(request, *args, **kwargs)
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -174,11 +199,13 @@ def _started_payload(started: flows.StartedEnrollment) -> dict[str, Any]:
 class StatusView(CognitoMFAView):
     """``GET status/``: the caller's MFA state in Cognito and any pending enrollment."""
 
+    throttle_classes = [StatusThrottle]
+
     @document(
         operation_id="cognito_mfa_status",
         summary="The caller's MFA state in Cognito and any pending enrollment",
         responses={200: serializers.StatusSerializer},
-        errors=(*AUTHENTICATED, "not_found", "cognito_error"),
+        errors=(*AUTHENTICATED, "not_found", "throttled", "cognito_error"),
     )
     def get(self, request: Request) -> Response:
         payload = flows.get_status(
@@ -216,6 +243,7 @@ class EnrollmentListView(CognitoMFAView):
         errors=(
             *AUTHENTICATED,
             "invalid",
+            "request_too_large",
             "reauthentication_required",
             "not_found",
             "enrollment_not_pending",
@@ -275,7 +303,7 @@ class EnrollmentVerifyView(CognitoMFAView):
         errors=(*AUTHENTICATED, *VERIFY_ERRORS),
         enrollment_id=True,
     )
-    @sensitive_variables("body")
+    @sensitive_variables("body", "verified")
     def post(self, request: Request, enrollment_id: str) -> Response:
         # The body first: a malformed one answers 400 whatever the id, so the answer to a bad
         # body tells nothing about ids.
@@ -301,6 +329,8 @@ class EnrollmentVerifyView(CognitoMFAView):
 class PreferenceView(CognitoMFAView):
     """``POST preference/``: turn TOTP MFA on/off, make it preferred or not."""
 
+    throttle_classes = [PreferenceThrottle]
+
     @document(
         operation_id="cognito_mfa_preference",
         summary="Turn TOTP MFA on or off; make it preferred or not",
@@ -310,8 +340,10 @@ class PreferenceView(CognitoMFAView):
         errors=(
             *AUTHENTICATED,
             "invalid",
+            "request_too_large",
             "reauthentication_required",
             "not_found",
+            "throttled",
             "cognito_error",
         ),
     )
@@ -347,6 +379,7 @@ class ChallengeEnrollmentView(ChallengeView):
         responses={201: serializers.ChallengeStartedEnrollmentSerializer},
         errors=(
             "invalid",
+            "request_too_large",
             "token_invalid",
             "not_found",
             "throttled",

@@ -79,7 +79,9 @@ COGNITO_MFA_JWKS_URL = os.environ.get("COGNITO_MFA_JWKS_URL") or None
 COGNITO_MFA_ENCRYPTION_KEYS = os.environ.get(
     "COGNITO_MFA_ENCRYPTION_KEYS", "pX9e2hJq0lR8yN4sW7tB1cV6uZ3aD5fG8hK0mP2qS4w="
 )
-COGNITO_MFA_TOTP_ISSUER = os.environ.get("COGNITO_MFA_TOTP_ISSUER", "cognito_mfa demo")
+# The site's name, as authenticator apps list it (no host, no port, no colon: see W002).
+SITE_NAME = "cognito_mfa demo"
+COGNITO_MFA_TOTP_ISSUER = os.environ.get("COGNITO_MFA_TOTP_ISSUER", SITE_NAME)
 COGNITO_MFA_ENROLLMENT_TTL = timedelta(minutes=10)
 # Answer MFA_SETUP server-side after the device is verified (the demo turns this on).
 COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = (

@@ -392,6 +392,46 @@ def test_reset_totp_turns_mfa_off_and_forgets_failures(
 
 
 @pytest.mark.django_db
+def test_reset_totp_ends_every_pending_enrollment_of_that_user(
+    helpdesk: Any, pool: Pool, signal_log: SignalLog, django_capture_on_commit_callbacks: Any
+) -> None:
+    """An enrollment an intruder started with the victim's token before the reset must not
+    be verifiable after it."""
+    from rest_framework.test import APIClient
+
+    enrollment, token, _ = start_via_api(pool, "erin")
+    other, _, _ = start_via_api(pool, "frank")
+    _record_admin_delete_software_token([])
+    signal_log.events.clear()
+    context = flows.Context.build("admin", actor=helpdesk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        flows.reset_totp(context, "erin", enrollment.user)
+
+    enrollment.refresh_from_db()
+    assert enrollment.status == "cancelled"
+    assert enrollment.encrypted_credential is None
+    (cancelled,) = signal_log.named("enrollment_cancelled")
+    assert (cancelled["enrollment"].pk, cancelled["source"]) == (enrollment.pk, "admin")
+    event = AuditEvent.objects.get(kind="cancelled")
+    assert (event.enrollment_id, event.actor, event.detail) == (
+        enrollment.pk,
+        helpdesk,
+        {"reason": "mfa_reset"},
+    )
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    late = api.post(
+        f"/api/mfa/enrollments/{enrollment.pk}/verify/", {"user_code": fresh_code()}, format="json"
+    )
+    assert late.status_code == 409
+    assert late.json()["code"] == "enrollment_not_pending"
+    assert not pool.mfa_state("erin").get("UserMFASettingList")
+    other.refresh_from_db()
+    assert other.status == "pending"  # another user's enrollment is not touched
+
+
+@pytest.mark.django_db
 def test_reset_needs_the_verify_permission_and_skips_the_admin_themself(pool: Pool) -> None:
     enrollment, _, _ = start_via_api(pool, "frank")
     clerk = make_staff("clerk", ("view_enrollment", "change_enrollment"))
@@ -600,3 +640,44 @@ def test_reset_from_a_sign_in_challenge_row_names_the_site_user(
     assert (reset.cognito_username, reset.user_id) == ("gina", gina.pk)
     (changed,) = signal_log.named("mfa_preference_changed")
     assert (changed["user"], changed["enabled"], changed["source"]) == (gina, False, "admin")
+
+
+@pytest.mark.django_db
+def test_admin_verify_of_an_unproven_sign_in_claim_says_only_what_is_known(
+    mfa_pool: Pool,
+    settings: Any,
+    signal_log: SignalLog,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Server-side completion off: the device verified is the Session's user's, and the
+    username is a claim; the help desk must not read "TOTP MFA is on for <name>"."""
+    from rest_framework.test import APIClient
+
+    from tests.challenge_support import mfa_setup_session
+
+    settings.COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = False
+    session = mfa_setup_session(mfa_pool, "gina")
+    started = (
+        APIClient()
+        .post(
+            "/api/mfa/challenge/enrollments/",
+            {"username": "gina", "session": session},
+            format="json",
+        )
+        .json()
+    )
+    client = Client()
+    client.force_login(make_staff("helpdesk"))
+    signal_log.events.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = confirm_action(client, "verify_device", [started["id"]], user_code=fresh_code())
+
+    shown = messages_of(response)
+    assert not any("TOTP MFA is on" in text for text in shown), shown
+    assert any("claims to be gina" in text and "No tokens proved" in text for text in shown)
+    event = AuditEvent.objects.get(kind="verified")
+    assert event.detail == {"claim": "unproven"}
+    assert event.user is None
+    (sent,) = signal_log.named("software_token_verified")
+    assert sent["user"] is None
+    assert sent["enrollment"].user is None

@@ -32,6 +32,7 @@ DOCUMENTED_CODES = {
     "enrollment_locked": 409,
     "enrollment_not_pending": 409,
     "enrollment_expired": 410,
+    "request_too_large": 413,
     "unsupported_media_type": 415,
     "throttled": 429,
     "cognito_error": 502,
@@ -126,6 +127,63 @@ def test_malformed_start_bodies_are_400_and_call_nothing(known_alice: APIClient,
     assert_documented(response, 400)
     assert counter.calls == []
     assert snapshot() == before
+
+
+# Every endpoint that takes a body, with a body it would act on if it were small enough.
+BODY_ENDPOINTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "start": ("enrollments/", {"friendly_device_name": "phone"}),
+    "verify": ("enrollments/{id}/verify/", {"user_code": "123456"}),
+    "preference": ("preference/", {"enabled": False, "preferred": False}),
+    "challenge start": ("challenge/enrollments/", {"username": "alice", "session": "s" * 40}),
+    "challenge verify": (
+        "challenge/enrollments/{id}/verify/",
+        {"challenge_token": "t" * 43, "user_code": "123456"},
+    ),
+}
+UPLOAD_LIMIT = 4096
+
+
+def _padded(body: dict[str, Any], size: int) -> bytes:
+    """``body`` as JSON of exactly ``size`` bytes, made up with a field no serializer reads."""
+    empty = json.dumps({**body, "padding": ""}).encode()
+    return json.dumps({**body, "padding": "x" * (size - len(empty))}).encode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG"])
+@pytest.mark.parametrize("endpoint", list(BODY_ENDPOINTS))
+def test_a_body_over_the_upload_limit_is_a_json_413_and_changes_nothing(
+    known_alice: APIClient, started: str, settings: Any, endpoint: str, debug: bool
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_LIMIT
+    settings.DEBUG = debug  # Django's technical 400 page is what answered under DEBUG
+    path, body = BODY_ENDPOINTS[endpoint]
+    before = snapshot()
+    with count_cognito_calls() as counter:
+        response = known_alice.post(
+            BASE + path.format(id=started),
+            data=_padded(body, UPLOAD_LIMIT + 1),
+            content_type="application/json",
+        )
+    assert response.status_code == 413, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert assert_documented(response, 413) == {
+        "code": "request_too_large",
+        "detail": f"The request body is larger than the {UPLOAD_LIMIT} bytes accepted.",
+    }
+    assert counter.calls == []
+    assert snapshot() == before
+
+
+@pytest.mark.django_db
+def test_a_body_at_the_upload_limit_is_served(known_alice: APIClient, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_LIMIT
+    response = known_alice.post(
+        BASE + "enrollments/",
+        data=_padded({"friendly_device_name": "phone"}, UPLOAD_LIMIT),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content[:300]
 
 
 @pytest.mark.django_db

@@ -20,8 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from cognito_mfa.models import Enrollment
+from example_project import settings as example_settings
 from example_project.demo import NEW_USER, READY_USER, SeededPool, pool_settings, seed_pool
 from tests.conftest import fresh_code, launched_chromium, require_service
+from tests.otpauth_readers import read_alike
 from tests.support import moto_server_client, wrong_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -62,7 +64,7 @@ def demo_pool(moto_server: str, settings: Any) -> SeededPool:
     for name, value in pool_settings(moto_server, seeded).items():
         setattr(settings, name, value)
     settings.COGNITO_MFA_CHALLENGE_COMPLETE_AUTH = True  # as the demo runs
-    settings.COGNITO_MFA_TOTP_ISSUER = "cognito_mfa demo"
+    settings.COGNITO_MFA_TOTP_ISSUER = example_settings.SITE_NAME
     return seeded
 
 
@@ -147,6 +149,8 @@ def test_enroll_by_scanning_the_qr_code_then_turn_totp_off(
 
     # The pixels on screen carry exactly the URI the API returned.
     assert decode_qr(page, tmp_path / "qr.png") == started["otpauth_uri"]
+    # Both readers split the label alike: the site's name (no port), then the user's name.
+    assert read_alike(started["otpauth_uri"])[:2] == ("cognito_mfa demo", READY_USER.username)
     expect(page.locator("#secret-code")).to_have_text(grouped(secret))
     page.click("#copy-secret")
     expect(page.locator("#copy-status")).to_have_text("Copied.")
@@ -221,6 +225,7 @@ def test_temporary_password_then_mfa_setup_ends_signed_in(
     assert started["challenge_token"]
     expect(page.locator("#enroll-title")).to_contain_text("finish signing in")
     assert decode_qr(page, tmp_path / "challenge-qr.png") == started["otpauth_uri"]
+    assert read_alike(started["otpauth_uri"])[:2] == ("cognito_mfa demo", NEW_USER.username)
 
     page.fill("#user-code", fresh_code(started["secret_code"]))
     page.click("#verify-button")

@@ -190,3 +190,135 @@ def test_error_report_of_a_failing_otpauth_uri_hides_the_secret(
     text, html = _report(failure)
     assert "build_otpauth_uri" in text
     assert MOTO_SECRET not in html
+
+
+def _report_from(failure: pytest.ExceptionInfo[BaseException], function: str) -> str:
+    """The HTML report from the frame of ``function`` down."""
+    tb = failure.tb
+    while tb is not None and tb.tb_frame.f_code.co_name != function:
+        tb = tb.tb_next
+    assert tb is not None, f"{function} is not in the traceback"
+    reporter = ExceptionReporter(None, failure.type, failure.value, tb, is_email=True)
+    return reporter.get_traceback_html()
+
+
+@pytest.mark.django_db
+def test_error_report_of_a_failing_user_lookup_hides_the_bearer_token(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away while the adapter looks the user up: ``authenticate`` holds the
+    Authorization header and the validated token."""
+    from tests.support import TestAdapter
+
+    pool.create_user("alice")
+    token = pool.access_token("alice")
+    monkeypatch.setattr(TestAdapter, "get_user_for_token", _database_gone)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    with pytest.raises(OperationalError) as failure:
+        api.get(BASE + "enrollments/")
+
+    html = _report_from(failure, "authenticate")
+    assert "authenticate" in html
+    assert token.split(".")[2] not in html
+    assert token.split(".")[1] not in html
+
+
+@pytest.mark.django_db
+def test_error_report_of_a_failing_token_check_hides_the_token(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signing keys cannot be read: the validator's frames hold the raw token."""
+    from cognito_mfa.tokens import jwks_cache
+
+    pool.create_user("alice")
+    token = pool.access_token("alice")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("key store broken")
+
+    monkeypatch.setattr(jwks_cache, "get_key_and_generation", broken)
+    with pytest.raises(RuntimeError) as failure:
+        validate_access_token(token)
+
+    html = _report_from(failure, "validate_access_token")
+    assert "_validate_in_full" in html
+    assert token.split(".")[2] not in html
+    assert token.split(".")[1] not in html
+
+
+@pytest.mark.django_db
+def test_error_report_after_an_admin_verify_of_a_sign_in_hides_its_tokens(
+    mfa_pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin's page fails after Cognito handed out the sign-in's tokens: ``_verify``
+    holds them in its result object, and the form holds the code."""
+    from django.test import Client
+
+    from cognito_mfa.admin import EnrollmentAdmin
+    from tests.admin_support import confirm_action, make_staff
+
+    session = mfa_setup_session(mfa_pool, "gina")
+    started = (
+        APIClient()
+        .post(
+            BASE + "challenge/enrollments/", {"username": "gina", "session": session}, format="json"
+        )
+        .json()
+    )
+    handed_out: list[Any] = []
+    original = flows.verify_enrollment
+
+    def keep(*args: Any, **kwargs: Any) -> Any:
+        verified = original(*args, **kwargs)
+        handed_out.append(verified)
+        return verified
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the admin log went away")
+
+    monkeypatch.setattr(flows, "verify_enrollment", keep)
+    monkeypatch.setattr(EnrollmentAdmin, "log_change", crash)
+    client = Client(raise_request_exception=True)
+    client.force_login(make_staff("helpdesk"))
+    code = fresh_code()
+    with pytest.raises(RuntimeError) as failure:
+        confirm_action(client, "verify_device", [started["id"]], user_code=code)
+
+    (verified,) = handed_out
+    tokens = verified.authentication_result
+    assert tokens is not None
+    assert tokens["AccessToken"]
+    for text in (_report_from(failure, "_verify"), repr(verified)):
+        for name in ("AccessToken", "IdToken", "RefreshToken"):
+            assert tokens[name] not in text
+            assert tokens[name][-20:] not in text
+        assert f"&#x27;{code}&#x27;" not in text
+
+
+def test_result_objects_show_no_secret_in_their_repr() -> None:
+    from cognito_mfa.cognito import AssociateResult, AuthStep, VerifyResult
+
+    started = flows.StartedEnrollment(
+        enrollment=Enrollment(cognito_username="x"),
+        secret_code="SECRETSECRET",
+        otpauth_uri="otpauth://totp/x?secret=SECRETSECRET",
+        challenge_token="challenge-token-value",
+    )
+    shown = " ".join(
+        repr(value)
+        for value in (
+            started,
+            AssociateResult(secret_code="SECRETSECRET", session="session-value"),
+            VerifyResult(session="session-value"),
+            AuthStep(
+                challenge_name=None,
+                session="session-value",
+                challenge_parameters={"USER_ID_FOR_SRP": "x"},
+                authentication_result={"AccessToken": "token-value"},
+            ),
+        )
+    )
+    for secret in ("SECRETSECRET", "challenge-token-value", "session-value", "token-value"):
+        assert secret not in shown

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cognito_mfa import crypto, flows
-from cognito_mfa.models import AuditEvent, Enrollment
+from cognito_mfa.models import AuditEvent, CognitoIdentity, Enrollment
 from tests.admin_support import make_staff
 from tests.support import run_as_hosts
 
@@ -260,7 +260,7 @@ def test_rotation_refuses_a_batch_size_below_one_before_changing_anything(
 # --- migrations: forwards with data written by each older schema, and back --------------------
 
 APP = "cognito_mfa"
-LATEST = "0004_unproven_challenge_claims_name_nobody"
+LATEST = "0006_field_labels_for_translation"
 
 
 def _migrate(name: str | None) -> Any:
@@ -276,7 +276,7 @@ def back_to_latest() -> Iterator[None]:
     yield
     tables = set(connection.introspection.table_names())
     with connection.cursor() as cursor:
-        for model in (AuditEvent, Enrollment):
+        for model in (AuditEvent, Enrollment, CognitoIdentity):
             if model._meta.db_table in tables:
                 cursor.execute(f"DELETE FROM {model._meta.db_table}")
     _migrate(LATEST)
@@ -317,7 +317,10 @@ def test_migrations_forwards_keep_older_rows_and_back_to_zero(back_to_latest: No
     )
 
     _migrate("0003_enrollment_user_proven_by_tokens")
+    _migrate("0004_unproven_challenge_claims_name_nobody")
     _migrate(LATEST)
+    # No binding is written by the migration: users are bound on their next request.
+    assert not CognitoIdentity.objects.exists()
     assert Enrollment.objects.get(pk=claim.pk).user_id is None
     assert Enrollment.objects.get(pk=proven.pk).user_id == alice.pk
     assert Enrollment.objects.get(pk=own.pk).user_id == alice.pk

@@ -385,8 +385,16 @@ def test_the_documented_signal_receiver_is_called_with_debug_off(tmp_path: Path)
         settings.write("\n" + blocks["settings.py"])
         settings.write(
             f"\nINSTALLED_APPS += [{app!r}]\nDEBUG = False\nALLOWED_HOSTS = ['localhost']\n"
-            "EMAIL_BACKEND = 'django.core.mail.backends.filebased.EmailBackend'\n"
-            f"EMAIL_FILE_PATH = {str(outbox)!r}\n"
+            # Django 6.1's project template configures MAILERS (and then refuses the older
+            # EMAIL_BACKEND setting); before 6.1 the mailer is EMAIL_BACKEND.
+            "if 'MAILERS' in globals():\n"
+            "    MAILERS = {'default': {\n"
+            "        'BACKEND': 'django.core.mail.backends.filebased.EmailBackend',\n"
+            f"        'OPTIONS': {{'file_path': {str(outbox)!r}}},\n"
+            "    }}\n"
+            "else:\n"
+            "    EMAIL_BACKEND = 'django.core.mail.backends.filebased.EmailBackend'\n"
+            f"    EMAIL_FILE_PATH = {str(outbox)!r}\n"
         )
     env = {
         key: value

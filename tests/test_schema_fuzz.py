@@ -157,11 +157,18 @@ def test_schema_documents_every_error_code(client: Any) -> None:
         "404",
         "409",
         "410",
+        "413",
         "429",
         "502",
         "503",
     }
     assert "`invalid_code`" in verify["responses"]["400"]["description"]
+    # Every operation that takes a body documents the oversized-body answer.
+    for path, operations in paths.items():
+        if "post" in operations:
+            assert "`request_too_large`" in operations["post"]["responses"]["413"]["description"], (
+                path
+            )
     assert "`enrollment_locked`" in verify["responses"]["409"]["description"]
     assert verify["security"] == [{"CognitoAccessToken": []}]
     start = paths["/api/mfa/enrollments/"]["post"]

@@ -182,3 +182,78 @@ def test_a_token_without_auth_time_counts_as_stale() -> None:
         flows.require_recent_authentication(_token(None))
     assert flows.is_recent_authentication(_token(datetime.now(UTC) - timedelta(minutes=1)))
     assert not flows.is_recent_authentication(_token(datetime.now(UTC) - timedelta(minutes=16)))
+
+
+def test_a_user_protected_by_sms_needs_a_recent_sign_in_to_add_a_totp(
+    pool: Pool, signal_log: SignalLog
+) -> None:
+    """A stale token must not put a TOTP (soon preferred) in place of the user's SMS MFA."""
+    pool.create_user("sam")
+    token = sign_in(pool, "sam")
+    pool.client.admin_set_user_mfa_preference(
+        UserPoolId=pool.pool_id,
+        Username="sam",
+        SMSMfaSettings={"Enabled": True, "PreferredMfa": True},
+    )
+    with _later(16), count_cognito_calls() as calls:
+        response = _bearer(token).post("/api/mfa/enrollments/", {}, format="json")
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "reauthentication_required"
+    assert not any(calls[name] for name in MUTATING), calls
+    assert not Enrollment.objects.exists()
+    assert signal_log.events == []
+
+
+def test_a_user_protected_by_email_otp_needs_a_recent_sign_in_to_add_a_totp(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto knows no EMAIL_OTP: Cognito's GetUser answer is stood in for."""
+    from cognito_mfa.cognito import CognitoClient, MFAState
+
+    pool.create_user("emma")
+    token = sign_in(pool, "emma")
+    listed = MFAState(software_token_mfa_enabled=False, preferred_mfa=None, mfa_methods=())
+    monkeypatch.setattr(CognitoClient, "get_user", lambda self, **kwargs: listed)
+    with _later(16):
+        assert _bearer(token).post("/api/mfa/enrollments/", {}, format="json").status_code == 201
+    Enrollment.objects.all().delete()
+    listed = MFAState(
+        software_token_mfa_enabled=False, preferred_mfa="EMAIL_OTP", mfa_methods=("EMAIL_OTP",)
+    )
+    with _later(16):
+        response = _bearer(token).post("/api/mfa/enrollments/", {}, format="json")
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "reauthentication_required"
+
+
+def test_an_owed_turn_on_counts_as_an_existing_totp(pool: Pool) -> None:
+    """A verify whose SetUserMFAPreference failed: Cognito does not list TOTP yet, but the
+    user has one, and a stale token must not replace it."""
+    pool.create_user("owen")
+    token = sign_in(pool, "owen")
+    api = _bearer(token)
+    started = api.post("/api/mfa/enrollments/", {}, format="json").json()
+    from cognito_mfa.cognito import CognitoClient
+
+    def refuse(self: Any, **kwargs: Any) -> None:
+        raise exc.CognitoUnavailable()
+
+    original = CognitoClient.set_user_mfa_preference
+    CognitoClient.set_user_mfa_preference = refuse  # type: ignore[method-assign]
+    try:
+        verified = api.post(
+            f"/api/mfa/enrollments/{started['id']}/verify/",
+            {"user_code": fresh_code()},
+            format="json",
+        )
+    finally:
+        CognitoClient.set_user_mfa_preference = original  # type: ignore[method-assign]
+    assert verified.status_code == 200, verified.content
+    assert Enrollment.objects.get(pk=started["id"]).preference_pending
+    assert not totp_enabled(pool, "owen")
+
+    with _later(16), count_cognito_calls() as calls:
+        response = api.post("/api/mfa/enrollments/", {}, format="json")
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "reauthentication_required"
+    assert calls["AssociateSoftwareToken"] == 0

@@ -49,6 +49,48 @@ def _challenge(api: APIClient, forwarded_for: str | None = None) -> int:
 
 
 @pytest.mark.usefixtures("challenge_limit")
+def test_ipv6_clients_are_counted_by_their_64_network(api: APIClient) -> None:
+    """One host holds a whole /64: new addresses inside it share one bucket."""
+
+    def from_address(address: str) -> int:
+        return api.post(CHALLENGE, {}, format="json", REMOTE_ADDR=address).status_code
+
+    assert from_address("2001:db8:1:2::1") == 400
+    assert from_address("2001:db8:1:2::2") == 400
+    assert from_address("2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
+    assert from_address("2001:db8:1:3::1") == 400  # another /64
+    assert from_address("192.0.2.1") == 400  # IPv4 as is
+    assert from_address("192.0.2.2") == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("scope", "method", "path", "body"),
+    [
+        ("preference", "post", "/api/mfa/preference/", {"enabled": False, "preferred": False}),
+        ("status", "get", "/api/mfa/status/", None),
+    ],
+)
+def test_preference_and_status_are_throttled_per_user(
+    settings: Any, pool: Pool, scope: str, method: str, path: str, body: Any
+) -> None:
+    settings.COGNITO_MFA_THROTTLE_RATES = {scope: "2/min"}
+    caches["default"].clear()
+    pool.create_user("tina")
+    pool.create_user("uma")
+    answers = []
+    for username in ("tina", "tina", "tina", "uma"):
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {pool.access_token(username)}")
+        response = getattr(api, method)(path, body, format="json")
+        answers.append(response.status_code)
+    caches["default"].clear()
+    assert answers[:2] == [200, 200]
+    assert answers[2] == 429
+    assert answers[3] == 200  # another user's own bucket
+
+
+@pytest.mark.usefixtures("challenge_limit")
 def test_without_num_proxies_a_spoofed_forwarded_for_is_ignored(api: APIClient) -> None:
     # A new X-Forwarded-For on every request would be a new bucket if it were trusted.
     assert _challenge(api, "198.51.100.1") == 400

@@ -12,10 +12,12 @@ import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils.translation import deactivate
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import Enrollment
@@ -27,6 +29,14 @@ REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "cognito_mfa"
 LANGUAGES = ("de", "fr")
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
+
+
+@pytest.fixture(autouse=True)
+def _language_of_the_process() -> Iterator[None]:
+    """LocaleMiddleware activates each request's language and leaves it active in the thread
+    (the next request activates its own): give the tests after these the default back."""
+    yield
+    deactivate()
 
 
 def _gettext_tools_available() -> bool:
