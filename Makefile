@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint test-quick demo bench docs screenshots dist clean
+.PHONY: install test lint test-quick demo bench bench-scale docs screenshots dist clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+## The admin's pages, the API reads and the cleanup at 10k and 1M enrollments, on a throw-away
+## PostgreSQL cluster it starts itself (about 15 minutes; writes bench/scale.json).
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
 
 ## The documentation site in docs/_build/html: warnings (broken cross-references included) are
 ## errors; the REST API page is generated from the app's OpenAPI schema. Links to outside

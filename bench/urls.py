@@ -1,5 +1,7 @@
-"""The app as a host mounts it, beside the baseline views and a per-process report."""
+"""The app as a host mounts it (with the admin), beside the baseline views and a per-process
+report."""
 
+from django.contrib import admin
 from django.urls import include, path
 
 from bench.baseline import BaselineStartView, BaselineVerifyView
@@ -10,4 +12,5 @@ urlpatterns = [
     path("baseline/enrollments/", BaselineStartView.as_view()),
     path("baseline/enrollments/<str:enrollment_id>/verify/", BaselineVerifyView.as_view()),
     path("bench/process/", process_view),
+    path("admin/", admin.site.urls),
 ]

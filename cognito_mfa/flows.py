@@ -13,6 +13,7 @@ import io
 import logging
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -1253,30 +1254,98 @@ class CleanupReport:
     preferences_failed: int
 
 
+class _BatchCrossed(Exception):
+    """Another process changed a row of the batch between its read and its update."""
+
+
+def _after(rows: Any, field: str, key: tuple[Any, Any]) -> Any:
+    """The rows past ``key`` = (``field``, pk) in (``field``, pk) order: the next keyset page.
+
+    The range on ``field`` alone lets its index start there; a page never rereads the rows
+    (or the index entries of rows deleted meanwhile) behind it.
+    """
+    value, pk = key
+    return rows.filter(**{f"{field}__gte": value}).filter(
+        Q(**{f"{field}__gt": value}) | Q(**{field: value, "pk__gt": pk})
+    )
+
+
+def _keyset_pages(rows: Any, field: str, batch_size: int) -> Iterator[list[Any]]:
+    """Yield the primary keys of ``rows`` in (``field``, pk) order, ``batch_size`` at a time;
+    each page is one short indexed read, however many rows lie behind or ahead of it."""
+    key: tuple[Any, Any] | None = None
+    while True:
+        page = rows if key is None else _after(rows, field, key)
+        keys = list(page.order_by(field, "pk").values_list(field, "pk")[:batch_size])
+        if not keys:
+            return
+        key = keys[-1]
+        yield [pk for _, pk in keys]
+
+
+def _expire_batch(batch: list[Enrollment], context: Context, timestamp: datetime) -> None:
+    """Expire ``batch`` (rows locked by the caller) in one UPDATE; audit and announce each.
+
+    Raise _BatchCrossed, so the caller's transaction rolls back, unless every row changed.
+    """
+    changed = Enrollment.objects.filter(pk__in=[row.pk for row in batch]).expire(timestamp)
+    if changed != len(batch):
+        raise _BatchCrossed
+    events = []
+    for enrollment in batch:
+        enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.EXPIRED, None
+        enrollment.verify_lease_until, enrollment.finished_at = None, timestamp
+        # What _audit records for one row, for the whole batch in one INSERT.
+        events.append(
+            AuditEvent(
+                enrollment=enrollment,
+                user=enrollment.user,
+                cognito_username=enrollment.cognito_username,
+                actor=context.actor if context.actor is not None else enrollment.user,
+                kind=Kind.EXPIRED,
+                source=context.source,
+                outcome="enrollment_expired",
+                ip_address=context.ip_address,
+                detail={},
+            )
+        )
+        _announce(signals.enrollment_expired, enrollment, context)
+    AuditEvent.objects.bulk_create(events)
+
+
 def expire_stale_enrollments(context: Context, *, batch_size: int = 500) -> int:
     """Expire every pending enrollment past ``expires_at``; return how many this call expired.
 
-    Safe on several hosts at once: each row changes by compare-and-set in
-    :func:`expire_enrollment`, so it is expired (and signalled) exactly once.
+    Batch by batch in (expires_at, pk) order, each batch one short transaction: its rows are
+    locked with SKIP LOCKED (a row a start or verify holds is left for the next run, never
+    waited for), expired in one UPDATE, audited in one INSERT, announced after commit. Safe on
+    several hosts at once: a row is expired (and signalled) exactly once, by the host whose
+    UPDATE changed it. Where rows cannot be locked (SQLite), a batch another process changed
+    meanwhile is rolled back and expired row by row with compare-and-set.
     """
     expired = 0
-    seen: set[Any] = set()
+    key: tuple[Any, Any] | None = None
     while True:
         timestamp = now()
-        batch = list(
-            Enrollment.objects.stale(timestamp)
-            # A verify holding the lease finishes first (its Cognito call is under way).
-            .lease_free(timestamp)
-            .exclude(pk__in=seen)
-            .select_related("user")
-            .order_by("expires_at")[:batch_size]
-        )
-        if not batch:
-            return expired
-        for enrollment in batch:
-            seen.add(enrollment.pk)
-            if expire_enrollment(enrollment, context):
-                expired += 1
+        stale = Enrollment.objects.expirable(timestamp)
+        if key is not None:
+            stale = _after(stale, "expires_at", key)
+        try:
+            with transaction.atomic():
+                batch = list(
+                    stale.select_related("user")
+                    .select_for_update(skip_locked=True, of=("self",))
+                    .order_by("expires_at", "pk")[:batch_size]
+                )
+                if not batch:
+                    return expired
+                key = (batch[-1].expires_at, batch[-1].pk)
+                _expire_batch(batch, context, timestamp)
+            expired += len(batch)
+        except _BatchCrossed:
+            for enrollment in batch:
+                if expire_enrollment(enrollment, context):
+                    expired += 1
 
 
 def purge_finished(
@@ -1285,30 +1354,25 @@ def purge_finished(
     """Delete finished enrollments and audit events older than the retention period.
 
     Return ``(enrollments, audit events)`` deleted. Pending rows are never deleted here.
+    Both tables are walked by keyset over ``created_at`` (indexed), ``batch_size`` rows at a
+    time, each batch its own short transaction: the cost follows the rows deleted, not the
+    table, and no batch holds many locks or much memory. Rows another host deleted meanwhile
+    count there.
     """
-    from .models import TERMINAL_STATUSES
-
     cutoff = now() - (older_than if older_than is not None else app_settings.RETENTION)
-    events, _ = AuditEvent.objects.filter(created_at__lt=cutoff).delete()
-    finished = Enrollment.objects.filter(status__in=TERMINAL_STATUSES).filter(
-        Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
-    )
-    # Batch by batch, each in its own transaction: ``delete()`` loads every row it deletes
-    # (the audit events' SET_NULL needs them), so one call on a large backlog would hold all of
-    # them in memory and keep them locked until the end. Walking the primary key reads each
-    # row once however many batches there are; rows another host deleted meanwhile count there.
-    deleted = 0
-    last: Any = None
-    while True:
-        page = finished.order_by("pk")
-        if last is not None:
-            page = page.filter(pk__gt=last)
-        batch = list(page.values_list("pk", flat=True)[:batch_size])
-        if not batch:
-            return deleted, events
-        last = batch[-1]
+    events = 0
+    old_events = AuditEvent.objects.filter(created_at__lt=cutoff)
+    for batch in _keyset_pages(old_events, "created_at", batch_size):
+        deleted, _ = AuditEvent.objects.filter(pk__in=batch).delete()
+        events += deleted
+    # ``delete()`` of enrollments loads each batch's rows (their events' SET_NULL needs the
+    # collector), so a batch is the most it holds in memory.
+    finished = Enrollment.objects.purgeable(cutoff)
+    enrollments = 0
+    for batch in _keyset_pages(finished, "created_at", batch_size):
         _, per_model = finished.filter(pk__in=batch).delete()
-        deleted += per_model.get(Enrollment._meta.label, 0)
+        enrollments += per_model.get(Enrollment._meta.label, 0)
+    return enrollments, events
 
 
 def complete_owed_preferences(context: Context) -> tuple[int, int]:

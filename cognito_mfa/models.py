@@ -186,6 +186,31 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
             preference_pending=False
         )
 
+    def expirable(self, now: Any) -> EnrollmentQuerySet:
+        """Stale enrollments no verify holds: one holding the lease (its Cognito call is under
+        way) finishes first."""
+        return self.stale(now).filter(lease_free(now))
+
+    def expire(self, now: Any) -> int:
+        """Expire the expirable rows of this queryset (compare-and-set); return how many."""
+        return self.expirable(now).update(
+            status=EnrollmentStatus.EXPIRED,
+            encrypted_credential=None,
+            verify_lease_until=None,
+            finished_at=now,
+        )
+
+    def purgeable(self, cutoff: Any) -> EnrollmentQuerySet:
+        """Finished enrollments that ended before ``cutoff`` (rows finished before
+        ``finished_at`` was recorded: created before it). Pending rows never are.
+
+        Every such row was created before ``cutoff`` too (a row finishes after it starts), so
+        the condition on ``created_at`` lets the walk over old rows use that column's index.
+        """
+        return self.filter(status__in=TERMINAL_STATUSES, created_at__lt=cutoff).filter(
+            Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True)
+        )
+
 
 def lock_user_row(user: Any) -> None:
     """Lock the user's row until the caller's transaction ends (serialises their starts).
@@ -278,7 +303,22 @@ class Enrollment(models.Model):
                 name="cognito_mfa_no_credential_when_finished",
             ),
         ]
-        indexes = [models.Index(fields=["status", "expires_at"], name="cognito_mfa_status_exp")]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="cognito_mfa_status_exp"),
+            # The admin's list, newest first (the primary key breaks ties), on its own and
+            # filtered by status or flow: a page reads its rows from the index, whatever the
+            # table's size. The cleanup walks the first one to purge old rows.
+            models.Index(fields=["created_at", "id"], name="cognito_mfa_enr_created"),
+            models.Index(fields=["status", "created_at", "id"], name="cognito_mfa_enr_status_new"),
+            models.Index(fields=["flow", "created_at", "id"], name="cognito_mfa_enr_flow_new"),
+            # The few verified rows still owing SetUserMFAPreference, found by the cleanup
+            # without reading the others.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(preference_pending=True),
+                name="cognito_mfa_enr_owed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.cognito_username} ({self.get_status_display()})"
@@ -346,6 +386,15 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("MFA audit event")
         verbose_name_plural = _("MFA audit events")
+        # The admin's filters, each serving a page newest first (the list on its own walks
+        # ``created_at``'s index).
+        indexes = [
+            models.Index(fields=["kind", "created_at", "id"], name="cognito_mfa_evt_kind_new"),
+            models.Index(fields=["source", "created_at", "id"], name="cognito_mfa_evt_source_new"),
+            models.Index(
+                fields=["outcome", "created_at", "id"], name="cognito_mfa_evt_outcome_new"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.outcome})"
