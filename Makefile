@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint test-quick demo bench bench-scale clean
+.PHONY: install test lint test-quick demo bench bench-scale docs screenshots dist clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,10 @@ $(STAMP):
 
 install: $(STAMP)
 
-## Lint, type-check, migrations check, then the whole suite on every supported Python x Django
+## Lint, type-check, migrations check, the docs (make docs), then the whole suite on every supported Python x Django
 ## pair (noxfile.py; PostgreSQL too when COGNITO_MFA_TEST_POSTGRES_URL is set, required under
 ## CI=true). One pair: `make test PY=3.13`.
-test: $(STAMP) lint
+test: $(STAMP) lint docs
 	$(BIN)/nox $(if $(PY),-t py$(PY))
 
 lint: $(STAMP)
@@ -43,5 +43,24 @@ bench: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py
 
+## The documentation site in docs/_build/html: warnings (broken cross-references included) are
+## errors; the REST API page is generated from the app's OpenAPI schema. Links to outside
+## sites are not checked.
+docs: $(STAMP)
+	rm -rf docs/_build
+	$(BIN)/python -m sphinx -b html -W --keep-going -n -q docs docs/_build/html
+
+## The screenshots in docs/, taken by the browser tests as they drive the example site.
+screenshots: $(STAMP)
+	COGNITO_MFA_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider \
+	  tests/test_demo_browser.py::test_enroll_by_scanning_the_qr_code_then_turn_totp_off \
+	  tests/test_admin_browser.py::test_help_desk_verifies_a_device_in_the_browser
+
+## The sdist and the wheel in dist/, checked as PyPI would check them.
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .nox build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache example.sqlite3
+	rm -rf $(VENV) .nox build dist docs/_build docs/_generated *.egg-info .pytest_cache .mypy_cache .ruff_cache example.sqlite3

@@ -645,7 +645,7 @@ class EnrollmentAdmin(ScalableChangelistAdmin):
                 request,
                 gettext(
                     "The device of %(name)s is verified, but Cognito could not turn TOTP MFA on "
-                    "yet; \u201cRefresh MFA state from Cognito\u201d or the cleanup command "
+                    "yet; “Refresh MFA state from Cognito” or the cleanup command "
                     "will retry."
                 )
                 % {"name": name},

@@ -9,12 +9,17 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .conf import app_settings
 
 
 def _hint(setting: str, example: str) -> str:
-    return f"Set COGNITO_MFA_{setting} in your settings, e.g. {example}."
+    return _("Set COGNITO_MFA_%(setting)s in your settings, e.g. %(example)s.") % {
+        "setting": setting,
+        "example": example,
+    }
 
 
 @register()
@@ -23,7 +28,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if not app_settings.REGION:
         errors.append(
             Error(
-                "COGNITO_MFA_REGION is not set.",
+                _("COGNITO_MFA_REGION is not set."),
                 hint=_hint("REGION", '"eu-west-1"'),
                 id="cognito_mfa.E001",
             )
@@ -31,7 +36,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if not app_settings.USER_POOL_ID:
         errors.append(
             Error(
-                "COGNITO_MFA_USER_POOL_ID is not set.",
+                _("COGNITO_MFA_USER_POOL_ID is not set."),
                 hint=_hint("USER_POOL_ID", '"eu-west-1_AbCdEf123"'),
                 id="cognito_mfa.E002",
             )
@@ -41,7 +46,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     except TypeError:
         errors.append(
             Error(
-                "COGNITO_MFA_APP_CLIENT_IDS is neither a list nor a comma-separated string.",
+                _("COGNITO_MFA_APP_CLIENT_IDS is neither a list nor a comma-separated string."),
                 hint=_hint("APP_CLIENT_IDS", '["1h57kf5cpq17m0eml12EXAMPLE"]'),
                 id="cognito_mfa.E003",
             )
@@ -50,7 +55,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         if not client_ids:
             errors.append(
                 Error(
-                    "COGNITO_MFA_APP_CLIENT_IDS is empty.",
+                    _("COGNITO_MFA_APP_CLIENT_IDS is empty."),
                     hint=_hint("APP_CLIENT_IDS", '["1h57kf5cpq17m0eml12EXAMPLE"]'),
                     id="cognito_mfa.E003",
                 )
@@ -66,7 +71,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     except (ImportError, AttributeError, TypeError, ValueError):
         errors.append(
             Error(
-                f"COGNITO_MFA_ADAPTER {_short_repr(app_settings.ADAPTER)} cannot be imported.",
+                _("COGNITO_MFA_ADAPTER %(path)s cannot be imported.")
+                % {"path": _short_repr(app_settings.ADAPTER)},
                 hint=_hint("ADAPTER", '"cognito_mfa.adapter.DefaultAdapter"'),
                 id="cognito_mfa.E007",
             )
@@ -102,18 +108,18 @@ _NUMBERS: dict[str, tuple[str, str, str, float]] = {
 }
 
 _RANGE_WORDS = {
-    ("duration", "positive"): "longer than 0 seconds",
-    ("duration", "non-negative"): "0 seconds or longer",
-    ("int", "positive"): "at least 1",
-    ("int", "non-negative"): "at least 0",
-    ("float", "positive"): "more than 0 seconds",
-    ("float", "non-negative"): "at least 0",
+    ("duration", "positive"): gettext_lazy("longer than 0 seconds"),
+    ("duration", "non-negative"): gettext_lazy("0 seconds or longer"),
+    ("int", "positive"): gettext_lazy("at least 1"),
+    ("int", "non-negative"): gettext_lazy("at least 0"),
+    ("float", "positive"): gettext_lazy("more than 0 seconds"),
+    ("float", "non-negative"): gettext_lazy("at least 0"),
 }
 
 _KIND_WORDS = {
-    "duration": "a timedelta or a number of seconds",
-    "int": "a whole number",
-    "float": "a number of seconds",
+    "duration": gettext_lazy("a timedelta or a number of seconds"),
+    "int": gettext_lazy("a whole number"),
+    "float": gettext_lazy("a number of seconds"),
 }
 
 
@@ -124,11 +130,16 @@ def _check_totp_issuer() -> list[CheckMessage]:
         return []
     return [
         Warning(
-            f"COGNITO_MFA_TOTP_ISSUER {_short_repr(issuer)} contains a colon, which separates "
-            "the issuer from the account in an authenticator's label.",
-            hint="The otpauth URI then names the issuer only in its issuer parameter, which "
-            "older authenticator apps ignore. Use a dash instead, e.g. "
-            '"Example Corp - Berlin".',
+            _(
+                "COGNITO_MFA_TOTP_ISSUER %(issuer)s contains a colon, which separates the "
+                "issuer from the account in an authenticator's label."
+            )
+            % {"issuer": _short_repr(issuer)},
+            hint=_(
+                "The otpauth URI then names the issuer only in its issuer parameter, which "
+                "older authenticator apps ignore. Use a dash instead, e.g. %(example)s."
+            )
+            % {"example": '"Example Corp - Berlin"'},
             id="cognito_mfa.W002",
         )
     ]
@@ -142,18 +153,23 @@ def _check_encryption_keys() -> list[CheckMessage]:
     except TypeError:
         return [
             Error(
-                "COGNITO_MFA_ENCRYPTION_KEYS is neither a list of Fernet keys nor a "
-                "comma-separated string.",
-                hint="List the keys newest first, e.g. [os.environ['MFA_KEY']].",
+                _(
+                    "COGNITO_MFA_ENCRYPTION_KEYS is neither a list of Fernet keys nor a "
+                    "comma-separated string."
+                ),
+                hint=_("List the keys newest first, e.g. [os.environ['MFA_KEY']]."),
                 id="cognito_mfa.E005",
             )
         ]
     if not keys:
         return [
             Error(
-                "COGNITO_MFA_ENCRYPTION_KEYS is empty: stored credentials cannot be encrypted.",
-                hint="Generate a key with: python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'",
+                _("COGNITO_MFA_ENCRYPTION_KEYS is empty: stored credentials cannot be encrypted."),
+                hint=_("Generate a key with: %(command)s")
+                % {
+                    "command": "python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'"
+                },
                 id="cognito_mfa.E004",
             )
         ]
@@ -166,8 +182,9 @@ def _check_encryption_keys() -> list[CheckMessage]:
         except (ValueError, TypeError):
             problems.append(
                 Error(
-                    f"COGNITO_MFA_ENCRYPTION_KEYS[{index}] is not a valid Fernet key.",
-                    hint="A Fernet key is 32 random bytes, url-safe base64-encoded.",
+                    _("COGNITO_MFA_ENCRYPTION_KEYS[%(index)d] is not a valid Fernet key.")
+                    % {"index": index},
+                    hint=_("A Fernet key is 32 random bytes, url-safe base64-encoded."),
                     id="cognito_mfa.E005",
                 )
             )
@@ -187,32 +204,47 @@ def check_number(name: str) -> list[CheckMessage]:
     """
     kind, minimum, example, maximum = _NUMBERS[name]
     setting = f"COGNITO_MFA_{name}"
-    hint = f"Use {_KIND_WORDS[kind]}, e.g. {example} (the default)."
+    hint = _("Use %(kind)s, e.g. %(example)s (the default).") % {
+        "kind": _KIND_WORDS[kind],
+        "example": example,
+    }
     try:
         # Read through conf.py, so exactly what the app accepts at runtime passes.
         value = getattr(app_settings, name)
     except (TypeError, ValueError, OverflowError) as error:
         raw = _short_repr(getattr(settings, setting, None))
-        what = "out of range" if isinstance(error, OverflowError) else f"not {_KIND_WORDS[kind]}"
-        return [Error(f"{setting} is {what}: got {raw}.", hint=hint, id="cognito_mfa.E006")]
+        if isinstance(error, OverflowError):
+            message = _("%(setting)s is out of range: got %(value)s.")
+        else:
+            message = _("%(setting)s is not %(kind)s: got %(value)s.")
+        values = {"setting": setting, "kind": _KIND_WORDS[kind], "value": raw}
+        return [Error(message % values, hint=hint, id="cognito_mfa.E006")]
     if isinstance(value, timedelta):
-        number, shown = value.total_seconds(), f"{value.total_seconds():g} seconds"
+        number = value.total_seconds()
+        shown = _("%(seconds)s seconds") % {"seconds": f"{number:g}"}
     else:
         number, shown = value, _short_repr(value)
     # NaN fails every comparison: float("nan") is a float conf.py would hand on.
     if not (number > 0 if minimum == "positive" else number >= 0):
         return [
             Error(
-                f"{setting} must be {_RANGE_WORDS[kind, minimum]}: got {shown}.",
+                _("%(setting)s must be %(range)s: got %(value)s.")
+                % {"setting": setting, "range": _RANGE_WORDS[kind, minimum], "value": shown},
                 hint=hint,
                 id="cognito_mfa.E006",
             )
         ]
     if not number <= maximum:  # infinity too
-        limit = f"{maximum:g} seconds" if kind != "int" else f"{maximum:,}"
+        if kind == "int":
+            limit = f"{maximum:,}"
+        else:
+            limit = _("%(seconds)s seconds") % {"seconds": f"{maximum:g}"}
         return [
             Error(
-                f"{setting} must be at most {limit}: got {shown}.", hint=hint, id="cognito_mfa.E006"
+                _("%(setting)s must be at most %(limit)s: got %(value)s.")
+                % {"setting": setting, "limit": limit, "value": shown},
+                hint=hint,
+                id="cognito_mfa.E006",
             )
         ]
     return []
@@ -236,13 +268,14 @@ def check_throttle_rates() -> list[CheckMessage]:
 
     configured = getattr(settings, "COGNITO_MFA_THROTTLE_RATES", {})
     known = ", ".join(repr(scope) for scope in DEFAULT_RATES)
-    example = 'e.g. {"start": "20/hour", "verify": "60/hour", "challenge": None}'
+    example = '{"start": "20/hour", "verify": "60/hour", "challenge": None}'
     if not isinstance(configured, Mapping):
         return [
             Error(
-                "COGNITO_MFA_THROTTLE_RATES must be a dict of scope to rate: got "
-                f"{type(configured).__name__}.",
-                hint=f"Map the scopes {known} to a rate or None, {example}.",
+                _("COGNITO_MFA_THROTTLE_RATES must be a dict of scope to rate: got %(type)s.")
+                % {"type": type(configured).__name__},
+                hint=_("Map the scopes %(scopes)s to a rate or None, e.g. %(example)s.")
+                % {"scopes": known, "example": example},
                 id="cognito_mfa.E009",
             )
         ]
@@ -251,8 +284,9 @@ def check_throttle_rates() -> list[CheckMessage]:
         if scope not in DEFAULT_RATES:
             problems.append(
                 Error(
-                    f"COGNITO_MFA_THROTTLE_RATES has an unknown scope {_short_repr(scope)}.",
-                    hint=f"The scopes are {known}.",
+                    _("COGNITO_MFA_THROTTLE_RATES has an unknown scope %(scope)s.")
+                    % {"scope": _short_repr(scope)},
+                    hint=_("The scopes are %(scopes)s.") % {"scopes": known},
                     id="cognito_mfa.E009",
                 )
             )
@@ -272,11 +306,13 @@ def check_throttle_rates() -> list[CheckMessage]:
         if num_requests is not None and num_requests < 1:
             problems.append(
                 Error(
-                    f"COGNITO_MFA_THROTTLE_RATES[{scope!r}] is not a usable rate: got "
-                    f"{_short_repr(configured.get(scope))}.",
-                    hint="A rate is '<requests>/<period>' with at least 1 request and a period "
-                    "of s, m, h or d (second, minute, hour, day), e.g. '20/hour'; None turns "
-                    "the scope's throttle off.",
+                    _("COGNITO_MFA_THROTTLE_RATES[%(scope)s] is not a usable rate: got %(rate)s.")
+                    % {"scope": repr(scope), "rate": _short_repr(configured.get(scope))},
+                    hint=_(
+                        "A rate is '<requests>/<period>' with at least 1 request and a period "
+                        "of s, m, h or d (second, minute, hour, day), e.g. '20/hour'; None "
+                        "turns the scope's throttle off."
+                    ),
                     id="cognito_mfa.E009",
                 )
             )
@@ -290,10 +326,13 @@ def check_throttle_cache() -> list[CheckMessage]:
         return []
     return [
         Error(
-            f"COGNITO_MFA_THROTTLE_CACHE {_short_repr(alias)} is not an alias in CACHES.",
-            hint="Name a cache configured in CACHES (now: "
-            + ", ".join(repr(name) for name in settings.CACHES)
-            + "), or add one under this alias; share it between processes, e.g. Redis.",
+            _("COGNITO_MFA_THROTTLE_CACHE %(alias)s is not an alias in CACHES.")
+            % {"alias": _short_repr(alias)},
+            hint=_(
+                "Name a cache configured in CACHES (now: %(aliases)s), or add one under this "
+                "alias; share it between processes, e.g. Redis."
+            )
+            % {"aliases": ", ".join(repr(name) for name in settings.CACHES)},
             id="cognito_mfa.E010",
         )
     ]
@@ -384,7 +423,10 @@ def check_jwks_url(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         if not url.startswith("https://"):
             return [
                 Warning(
-                    "COGNITO_MFA_JWKS_URL is not https: signing keys could be replaced in transit.",
+                    _(
+                        "COGNITO_MFA_JWKS_URL is not https: signing keys could be replaced in "
+                        "transit."
+                    ),
                     id="cognito_mfa.W001",
                 )
             ]
@@ -431,12 +473,17 @@ def check_stored_credentials(
         return []
     return [
         Error(
-            f"{stranded} of {len(sample)} sampled pending enrollments hold a credential that no "
-            "key in COGNITO_MFA_ENCRYPTION_KEYS decrypts; verifying them would fail.",
-            hint="Put the key they were encrypted with back into COGNITO_MFA_ENCRYPTION_KEYS "
-            "(after the current key), run `manage.py rotate_encryption_keys`, and only then "
-            "remove it. If the key is lost for good, these enrollments run out within "
-            "COGNITO_MFA_ENROLLMENT_TTL and their users start a new one.",
+            _(
+                "%(stranded)d of %(sampled)d sampled pending enrollments hold a credential that "
+                "no key in COGNITO_MFA_ENCRYPTION_KEYS decrypts; verifying them would fail."
+            )
+            % {"stranded": stranded, "sampled": len(sample)},
+            hint=_(
+                "Put the key they were encrypted with back into COGNITO_MFA_ENCRYPTION_KEYS "
+                "(after the current key), run `manage.py rotate_encryption_keys`, and only then "
+                "remove it. If the key is lost for good, these enrollments run out within "
+                "COGNITO_MFA_ENROLLMENT_TTL and their users start a new one."
+            ),
             id="cognito_mfa.E008",
         )
     ]

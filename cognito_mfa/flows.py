@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from . import budget, crypto, signals
@@ -411,7 +412,7 @@ def _create_pending(
         except _VerifyInFlight:
             if time.monotonic() > deadline:
                 raise exc.EnrollmentNotPending(
-                    "A verification of your pending enrollment is in progress."
+                    gettext_lazy("A verification of your pending enrollment is in progress.")
                 ) from None
             time.sleep(0.05)
 
@@ -474,7 +475,9 @@ def start_enrollment(
         return StartedEnrollment(
             enrollment=enrollment, secret_code=associated.secret_code, otpauth_uri=uri
         )
-    raise exc.EnrollmentNotPending("Another start of this user is in progress; try again.")
+    raise exc.EnrollmentNotPending(
+        gettext_lazy("Another start of this user is in progress; try again.")
+    )
 
 
 def _owes_totp_preference(cognito_username: str) -> bool:
@@ -583,7 +586,7 @@ def check_failure_budget(cognito_username: str) -> bool:
     consecutive_failures, blocked_until = record
     if consecutive_failures >= app_settings.FAILURE_HARD_LIMIT:
         raise exc.Throttled(
-            "Too many wrong codes. Ask the site's help desk to reset your MFA.",
+            gettext_lazy("Too many wrong codes. Ask the site's help desk to reset your MFA."),
             retry_after=3600,
             reset_required=True,
         )
@@ -634,7 +637,9 @@ def _claim(enrollment: Enrollment, context: Context) -> datetime:
         enrollment.refresh_from_db()
         _raise_for_state(enrollment, context, timestamp)
         if time.monotonic() > deadline:
-            raise exc.EnrollmentNotPending("A verification of this enrollment is in progress.")
+            raise exc.EnrollmentNotPending(
+                gettext_lazy("A verification of this enrollment is in progress.")
+            )
         time.sleep(0.02)
 
 

@@ -241,6 +241,7 @@ class Enrollment(models.Model):
         null=True,
         blank=True,
         related_name="cognito_mfa_enrollments",
+        verbose_name=_("user"),
         help_text=_(
             "Empty for a sign-in challenge until Cognito's tokens prove its username, and when "
             "that Cognito user has no site account."
@@ -249,34 +250,38 @@ class Enrollment(models.Model):
     # Blank for a sign-in challenge until Cognito's tokens prove the claimed name (the claim is
     # kept inside the encrypted credential only).
     cognito_username = models.CharField(_("Cognito username"), max_length=128, db_index=True)
-    flow = models.CharField(max_length=16, choices=EnrollmentFlow.choices)
+    flow = models.CharField(_("flow"), max_length=16, choices=EnrollmentFlow.choices)
     status = models.CharField(
-        max_length=16, choices=EnrollmentStatus.choices, default=EnrollmentStatus.PENDING
+        _("status"),
+        max_length=16,
+        choices=EnrollmentStatus.choices,
+        default=EnrollmentStatus.PENDING,
     )
     friendly_device_name = models.CharField(_("device name"), max_length=128, blank=True)
     attempts = models.PositiveSmallIntegerField(_("wrong codes"), default=0)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("verified by"),
     )
-    finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # Fernet ciphertext of the access token (flow=access_token) or the challenge Session;
     # NULL on every terminal state.
     encrypted_credential = models.BinaryField(null=True, blank=True, editable=False)
-    credential_expires_at = models.DateTimeField(null=True, blank=True)
+    credential_expires_at = models.DateTimeField(_("credential expires at"), null=True, blank=True)
     # SHA-256 of the challenge token (flow=challenge); the token itself is shown once.
     challenge_token_hash = models.CharField(max_length=64, blank=True, editable=False)
     # Set while one request talks to Cognito about this enrollment, so concurrent verifies
     # queue instead of spending the code twice; never a database lock.
     verify_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     # Verified, but turning TOTP on in Cognito (SetUserMFAPreference) is still owed.
-    preference_pending = models.BooleanField(default=False)
+    preference_pending = models.BooleanField(_("preference pending"), default=False)
 
     objects = EnrollmentQuerySet.as_manager()
 
@@ -357,7 +362,12 @@ class AuditEvent(models.Model):
         CHALLENGE_COMPLETED = "challenge_completed", _("sign-in challenge completed")
 
     enrollment = models.ForeignKey(
-        Enrollment, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+        Enrollment,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+        verbose_name=_("enrollment"),
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -365,21 +375,25 @@ class AuditEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("user"),
     )
-    cognito_username = models.CharField(max_length=128, blank=True, db_index=True)
+    cognito_username = models.CharField(
+        _("Cognito username"), max_length=128, blank=True, db_index=True
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("actor"),
     )
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    source = models.CharField(max_length=16)
-    outcome = models.CharField(max_length=32, default="ok")
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    source = models.CharField(_("source"), max_length=16)
+    outcome = models.CharField(_("outcome"), max_length=32, default="ok")
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -437,10 +451,11 @@ class CognitoIdentity(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="cognito_mfa_identities",
+        verbose_name=_("user"),
     )
     # The username the last token carried: what admin acts send to Cognito's Admin* calls.
     cognito_username = models.CharField(_("Cognito username"), max_length=128, db_index=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("Cognito identity")

@@ -27,7 +27,7 @@ else:
 
 TAG = "cognito-mfa"
 
-# Every error code the API answers with: HTTP status, and when (public API, see the README).
+# Every error code the API answers with: HTTP status, and when (public API, see docs/api.md).
 ERRORS: dict[str, tuple[int, str]] = {
     "invalid": (400, "The body is malformed (field errors under `fields`)."),
     "invalid_code": (

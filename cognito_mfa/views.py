@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -61,12 +62,12 @@ def _error_response(error: exc.CognitoMFAError) -> Response:
 
 # DRF's protocol errors (405, 406, 415) with the codes of the error table. The detail is ours:
 # DRF's quotes the client's method or content type back.
-PROTOCOL_ERRORS: dict[type[drf_exceptions.APIException], tuple[str, str]] = {
-    drf_exceptions.MethodNotAllowed: ("method_not_allowed", "This method is not allowed here."),
-    drf_exceptions.NotAcceptable: ("not_acceptable", "Only application/json can be answered."),
+PROTOCOL_ERRORS: dict[type[drf_exceptions.APIException], tuple[str, Any]] = {
+    drf_exceptions.MethodNotAllowed: ("method_not_allowed", _("This method is not allowed here.")),
+    drf_exceptions.NotAcceptable: ("not_acceptable", _("Only application/json can be answered.")),
     drf_exceptions.UnsupportedMediaType: (
         "unsupported_media_type",
-        "Send the body as application/json.",
+        _("Send the body as application/json."),
     ),
 }
 
@@ -80,17 +81,20 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
             error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
         )
         return Response(
-            {"code": "invalid", "detail": "The request body is not valid.", "fields": fields},
+            {"code": "invalid", "detail": str(exc.InvalidInput.default_detail), "fields": fields},
             status=400,
         )
     if isinstance(error, RequestDataTooBig):
         # Django's own answer would be its HTML 400 page.
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return _error_response(
-            exc.RequestTooLarge(f"The request body is larger than the {limit} bytes accepted.")
+            exc.RequestTooLarge(
+                _("The request body is larger than the %(limit)d bytes accepted.")
+                % {"limit": limit}
+            )
         )
     if isinstance(error, drf_exceptions.ParseError):
-        return _error_response(exc.InvalidInput("The request body is not valid JSON."))
+        return _error_response(exc.InvalidInput(_("The request body is not valid JSON.")))
     if isinstance(error, drf_exceptions.NotAuthenticated):
         return _error_response(exc.NotAuthenticated())
     if isinstance(error, drf_exceptions.AuthenticationFailed):
@@ -102,7 +106,9 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
         return _error_response(exc.NotFound())
     for kind, (protocol_code, detail) in PROTOCOL_ERRORS.items():
         if isinstance(error, kind):
-            return Response({"code": protocol_code, "detail": detail}, status=error.status_code)
+            return Response(
+                {"code": protocol_code, "detail": str(detail)}, status=error.status_code
+            )
     if isinstance(error, drf_exceptions.APIException):
         code = error.get_codes()
         return Response(

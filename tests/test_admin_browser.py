@@ -60,7 +60,7 @@ def test_help_desk_verifies_a_device_in_the_browser(
     assert page.input_value("#id_friendly_device_name") == "Rita's phone"
 
     page.fill("#id_user_code", fresh_code(secret))
-    # The README's picture is refreshed on request only: a test run leaves the tree clean.
+    # The docs' picture is refreshed on request only: a test run leaves the tree clean.
     shot = SCREENSHOT if os.environ.get("COGNITO_MFA_UPDATE_SCREENSHOTS") else tmp_path / "v.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

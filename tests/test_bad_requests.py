@@ -19,7 +19,7 @@ from tests.support import Pool
 
 BASE = "/api/mfa/"
 
-# The README's error table: the only codes a client may see, with their statuses.
+# The error table of docs/api.md: the only codes a client may see, with their statuses.
 DOCUMENTED_CODES = {
     "invalid": 400,
     "invalid_code": 400,

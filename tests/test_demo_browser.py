@@ -3,7 +3,7 @@
 The QR code on screen is decoded with ``zbarimg`` and must be exactly the ``otpauth_uri`` the
 API returned; codes are computed from that secret and checked by moto for real.
 
-``COGNITO_MFA_UPDATE_SCREENSHOTS=1`` also writes the screenshots the README shows
+``COGNITO_MFA_UPDATE_SCREENSHOTS=1`` also writes the screenshots the README and the docs show
 (``docs/demo-qr.png``, ``docs/demo-verified.png``).
 """
 

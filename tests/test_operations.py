@@ -550,7 +550,7 @@ def test_rotation_refuses_a_batch_size_below_one_before_changing_anything(
 # --- migrations: forwards with data written by each older schema, and back --------------------
 
 APP = "cognito_mfa"
-LATEST = "0006_admin_list_indexes"
+LATEST = "0007_field_labels_for_translation"
 
 
 def _migrate(name: str | None) -> Any:

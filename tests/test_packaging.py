@@ -1,8 +1,9 @@
-"""The built wheel carries everything, and a brand-new site set up from the README serves the API.
+"""The built wheel carries everything, and a brand-new site set up from the docs serves the API.
 
 The wheel is built from the files a clone holds, unpacked, and put on ``PYTHONPATH`` of a
-``startproject`` site (never the repository), configured only with the code blocks of
-the README's host-project section; then ``migrate`` and ``runserver`` must work.
+``startproject`` site (never the repository), configured only with the code blocks of the
+installation page (``docs/installation.md``, the one place the setup is written down); then
+``migrate`` and ``runserver`` must work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -28,14 +30,12 @@ from tests.conftest import require_service
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+DOCS = REPO / "docs"
 
 
 def _setup_section() -> str:
-    """The README's "Setting up a host project" section (up to the next ``## `` heading)."""
-    text = README.read_text()
-    start = text.index("## Setting up a host project")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else None]
+    """The installation page: the host-project setup, step by step."""
+    return (DOCS / "installation.md").read_text()
 
 
 FERNET_KEY = "Vb4nU5h2q3sWm8yC0dF6gJ9kL1pR7tX2zA4bE6hN8qM="
@@ -132,6 +132,10 @@ def test_wheel_contains_migrations_types_and_templates(wheel: Path) -> None:
     assert "cognito_mfa/migrations/0001_initial.py" in names
     assert "cognito_mfa/py.typed" in names
     assert "cognito_mfa/urls.py" in names
+    for language in ("de", "fr"):
+        # The compiled catalogues, which Django reads (the .po sources come along).
+        assert f"cognito_mfa/locale/{language}/LC_MESSAGES/django.mo" in names
+        assert f"cognito_mfa/locale/{language}/LC_MESSAGES/django.po" in names
     # Every migration, template and message catalogue of the source tree is in the wheel.
     package = REPO / "cognito_mfa"
     for pattern in ("migrations/*.py", "templates/**/*.html", "locale/*/LC_MESSAGES/*"):
@@ -145,8 +149,49 @@ def test_wheel_contains_migrations_types_and_templates(wheel: Path) -> None:
     assert "Provides-Extra: test" in text
 
 
+def _release_tools_available() -> bool:
+    probe = subprocess.run([sys.executable, "-c", "import build, twine"], capture_output=True)
+    return probe.returncode == 0 and _build_tools_available()
+
+
 @pytest.mark.multiprocess
-def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_path: Path) -> None:
+def test_the_sdist_and_wheel_of_a_clone_pass_twine_check_strict(tmp_path: Path) -> None:
+    """``make dist`` as a release does it: ``python -m build`` on a clone, ``twine check``."""
+    require_service("build and twine", _release_tools_available(), "install the test extras")
+    source = tmp_path / "clone"
+    _clean_copy(source)
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    (sdist,) = dist.glob("cognito_mfa-*.tar.gz")
+    (wheel,) = dist.glob("cognito_mfa-*.whl")
+    checked = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(sdist), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("PASSED") == 2, checked.stdout
+    root = sdist.name.removesuffix(".tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = set(archive.getnames())
+    for name in ("LICENSE", "CHANGELOG.md", "SECURITY.md", "README.md", "setup.cfg"):
+        assert f"{root}/{name}" in names, name
+    for language in ("de", "fr"):
+        assert f"{root}/cognito_mfa/locale/{language}/LC_MESSAGES/django.mo" in names
+    wheel_names = set(zipfile.ZipFile(wheel).namelist())
+    license_file = next(n for n in wheel_names if n.endswith(".dist-info/licenses/LICENSE"))
+    assert "BSD 3-Clause" in zipfile.ZipFile(wheel).read(license_file).decode()
+
+
+@pytest.mark.multiprocess
+def test_a_new_site_set_up_from_the_docs_migrates_and_serves(wheel: Path, tmp_path: Path) -> None:
     site_packages = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site_packages)
     host = tmp_path / "host"
@@ -199,7 +244,7 @@ def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_
     checked = manage("check")
     assert checked.returncode == 0, checked.stderr
     # A host that forgets to say which pool it uses is told so, rather than quietly checking
-    # every token against the README's example pool (which answers 401 to all of them).
+    # every token against the docs' example pool (which answers 401 to all of them).
     for name in ("COGNITO_MFA_REGION", "COGNITO_MFA_USER_POOL_ID"):
         forgotten = manage("check", unset=name)
         assert forgotten.returncode != 0, f"{name} unset, yet the site starts"
@@ -239,7 +284,7 @@ def test_a_new_site_set_up_from_the_readme_migrates_and_serves(wheel: Path, tmp_
 
 
 def test_every_setting_is_documented() -> None:
-    text = _setup_section()
+    text = (DOCS / "configuration.md").read_text()
     names = [name for name in vars(conf.AppSettings) if name.isupper()]
     names.remove("ISSUER_URL")  # derived from REGION and USER_POOL_ID, not a setting
     assert len(names) > 20
@@ -250,14 +295,25 @@ def test_every_setting_is_documented() -> None:
 def test_every_signal_and_error_code_is_documented() -> None:
     from cognito_mfa import exceptions, signals
 
-    text = _setup_section()
+    signal_page = (DOCS / "signals.md").read_text()
     for name, value in vars(signals).items():
         if type(value).__name__ == "Signal":
-            assert f"| `{name}` |" in text, name
+            assert f"| `{name}` |" in signal_page, name
+    api_page = (DOCS / "api.md").read_text()
     for value in vars(exceptions).values():
         is_error = isinstance(value, type) and issubclass(value, exceptions.CognitoMFAError)
         if is_error and value is not exceptions.CognitoMFAError:
-            assert f"| `{value.code}` | {value.status} |" in text, value
+            assert f"| `{value.code}` | {value.status} |" in api_page, value
+
+
+def test_the_readme_receiver_is_the_tested_one() -> None:
+    """The README's receiver example is the installation page's, which the tests run."""
+    readme = README.read_text()
+    block = _doc_blocks()["accounts/receivers.py"]
+    assert f"```python\n{block}```" in readme
+    assert len(readme.splitlines()) <= 150
+    for command in ("make demo", "make test"):
+        assert command in readme
 
 
 def test_the_adapter_imports_before_django_is_set_up() -> None:
@@ -298,8 +354,8 @@ for user in (alice, None):  # None: a sign-in challenge that names no site accou
 """
 
 
-def test_the_readme_signal_receiver_is_called_with_debug_off(tmp_path: Path) -> None:
-    """The receiver example, put where the README says, is still connected in production.
+def test_the_documented_signal_receiver_is_called_with_debug_off(tmp_path: Path) -> None:
+    """The receiver example, put where the installation page says, is still connected in production.
 
     Signals hold receivers by weak reference: a function defined inside ``ready()`` dies when
     ``ready()`` returns, except under ``DEBUG = True``, where Django's argument check happens
@@ -307,7 +363,9 @@ def test_the_readme_signal_receiver_is_called_with_debug_off(tmp_path: Path) -> 
     """
     blocks = _doc_blocks()
     app_files = {name: code for name, code in blocks.items() if "/" in name}
-    assert app_files, "the README shows the receiver in a module of an app, imported in ready()"
+    assert app_files, (
+        "the installation page shows the receiver in a module of an app, imported in ready()"
+    )
     (app,) = {name.split("/")[0] for name in app_files}
     subprocess.run(
         [sys.executable, "-m", "django", "startproject", "hostsite", str(tmp_path)],
@@ -399,7 +457,8 @@ def test_a_fresh_virtualenv_keeps_its_django_and_a_new_site_enrolls_a_user(
 ) -> None:
     """What a site on this Django and Python does: a virtualenv holding its Django, then
     ``pip install <clone>``; the Django stays, and a ``startproject`` site set up from the
-    README migrates, serves and enrolls a user against Cognito (moto's server) over HTTP."""
+    installation page migrates, serves and enrolls a user against Cognito (moto's server) over
+    HTTP."""
     import django
 
     from tests.conftest import fresh_code
