@@ -19,7 +19,7 @@ install: $(STAMP)
 ## pair (noxfile.py; PostgreSQL too when COGNITO_MFA_TEST_POSTGRES_URL is set, required under
 ## CI=true). One pair: `make test PY=3.13`.
 test: $(STAMP) lint docs
-	$(BIN)/nox $(if $(PY),-t py$(PY))
+	$(BIN)/python noxfile.py $(if $(PY),-t=py$(PY))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
