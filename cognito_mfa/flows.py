@@ -185,14 +185,37 @@ def _audit(
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    if enrollment is not None:
-        user = user if user is not None else enrollment.user
-        cognito_username = cognito_username or enrollment.cognito_username
-    AuditEvent.objects.create(
+    _audit_event(
+        kind,
+        context,
         enrollment=enrollment,
         user=user,
         cognito_username=cognito_username,
-        actor=context.actor if context.actor is not None else user,
+        outcome=outcome,
+        detail=detail,
+    ).save(force_insert=True)
+
+
+def _audit_event(
+    kind: str,
+    context: Context,
+    *,
+    enrollment: Enrollment | None = None,
+    user: Any = None,
+    cognito_username: str = "",
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """The audit row of one event, not yet saved (:func:`_audit` saves it; a batch saves its
+    rows in one INSERT)."""
+    if enrollment is not None:
+        user = user if user is not None else enrollment.user
+        cognito_username = cognito_username or enrollment.cognito_username
+    return AuditEvent(
+        enrollment=enrollment,
+        user=user,
+        cognito_username=cognito_username,
+        actor=_actor(context, user),
         kind=kind,
         source=context.source,
         outcome=outcome,
@@ -1326,21 +1349,9 @@ def _expire_batch(batch: list[Enrollment], context: Context, timestamp: datetime
         raise _BatchCrossed
     events = []
     for enrollment in batch:
-        enrollment.status, enrollment.encrypted_credential = EnrollmentStatus.EXPIRED, None
-        enrollment.verify_lease_until, enrollment.finished_at = None, timestamp
-        # What _audit records for one row, for the whole batch in one INSERT.
+        _ended(enrollment, EnrollmentStatus.EXPIRED, timestamp)
         events.append(
-            AuditEvent(
-                enrollment=enrollment,
-                user=enrollment.user,
-                cognito_username=enrollment.cognito_username,
-                actor=context.actor if context.actor is not None else enrollment.user,
-                kind=Kind.EXPIRED,
-                source=context.source,
-                outcome="enrollment_expired",
-                ip_address=context.ip_address,
-                detail={},
-            )
+            _audit_event(Kind.EXPIRED, context, enrollment=enrollment, outcome="enrollment_expired")
         )
         _announce(signals.enrollment_expired, enrollment, context)
     AuditEvent.objects.bulk_create(events)

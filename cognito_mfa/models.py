@@ -34,6 +34,17 @@ class EnrollmentFlow(models.TextChoices):
     CHALLENGE = "challenge", _("sign-in challenge")
 
 
+def _ended_row(status: str, at: datetime) -> dict[str, Any]:
+    """The columns a pending row's move to a terminal ``status`` writes: the credential and
+    the lease go with it."""
+    return {
+        "status": status,
+        "encrypted_credential": None,
+        "verify_lease_until": None,
+        "finished_at": at,
+    }
+
+
 def lease_free(at: datetime) -> Q:
     """The rows whose verify lease is free at ``at``: never taken, or run out before ``at``.
 
@@ -113,10 +124,7 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
         hold: another request got there first.
         """
         rows = self.filter(only_if or Q(), pk=enrollment_id, status=EnrollmentStatus.PENDING)
-        changed = rows.update(
-            status=status, encrypted_credential=None, verify_lease_until=None, finished_at=at
-        )
-        return changed == 1
+        return rows.update(**_ended_row(status, at)) == 1
 
     def mark_verified(
         self,
@@ -197,12 +205,7 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
 
     def expire(self, now: Any) -> int:
         """Expire the expirable rows of this queryset (compare-and-set); return how many."""
-        return self.expirable(now).update(
-            status=EnrollmentStatus.EXPIRED,
-            encrypted_credential=None,
-            verify_lease_until=None,
-            finished_at=now,
-        )
+        return self.expirable(now).update(**_ended_row(EnrollmentStatus.EXPIRED, now))
 
     def purgeable(self, cutoff: Any) -> EnrollmentQuerySet:
         """Finished enrollments that ended before ``cutoff`` (rows finished before
