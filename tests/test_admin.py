@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from django.urls import reverse
 
 from cognito_mfa import crypto, flows
 from cognito_mfa.cognito import MFAState, get_client
+from cognito_mfa.flows import admin as admin_flows
 from cognito_mfa.models import AuditEvent, Enrollment, FailureCounter
 from tests.admin_support import (
     changelist_url,
@@ -520,7 +520,7 @@ def test_refresh_concurrency_is_bounded(settings: Any, monkeypatch: pytest.Monke
                 in_flight -= 1
             return MFAState(False, None, ())
 
-    monkeypatch.setattr(flows, "get_client", SlowCognito)
+    monkeypatch.setattr(admin_flows, "get_client", SlowCognito)
     names = [f"user{index}" for index in range(30)]
     results = flows.refresh_mfa_states(flows.Context.build("admin"), names + names[:5])
     assert list(results) == names  # each user once, in the order given

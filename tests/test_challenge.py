@@ -17,7 +17,10 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from cognito_mfa import cognito, crypto, flows
+from cognito_mfa import exceptions as exc
 from cognito_mfa.conf import app_settings
+from cognito_mfa.flows import challenge as challenge_flow
+from cognito_mfa.flows import clock
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, FailureCounter
 from tests.challenge_support import (
     NEW_PASSWORD,
@@ -158,9 +161,9 @@ def test_challenge_token_is_stored_only_as_its_sha256_and_compared_in_constant_t
         compared.append((a, b))
         return real_compare(a, b)
 
-    monkeypatch.setattr(flows.hmac, "compare_digest", spy)
+    monkeypatch.setattr(challenge_flow.hmac, "compare_digest", spy)
     assert flows.get_challenge_enrollment(row.pk, token).pk == row.pk
-    with pytest.raises(flows.exc.NotFound):
+    with pytest.raises(exc.NotFound):
         flows.get_challenge_enrollment(row.pk, token + "x")
     assert compared == [
         (row.challenge_token_hash, row.challenge_token_hash),
@@ -256,7 +259,7 @@ def test_past_expires_at_answers_410_without_calling_cognito(
 ) -> None:
     row = Enrollment.objects.get(pk=started["id"])
     later = row.expires_at + timedelta(seconds=1)
-    monkeypatch.setattr(flows, "now", lambda: later)
+    monkeypatch.setattr(clock, "now", lambda: later)
     with stubbed_app_client(monkeypatch):  # no responses queued: any Cognito call fails
         response = api.post(
             verify_url(started["id"]),

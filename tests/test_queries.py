@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from cognito_mfa import flows
+from cognito_mfa.flows import verify_lease
 from cognito_mfa.models import Enrollment, EnrollmentFlow, EnrollmentStatus, FailureCounter
 from tests.conftest import fresh_code
 from tests.support import wrong_code
@@ -142,7 +142,7 @@ def test_a_wrong_code_counted_while_waiting_for_the_lease_is_reset_too(
     Enrollment.objects.filter(pk=enrollment_id).update(
         verify_lease_until=timezone.now() + timedelta(milliseconds=150)
     )
-    real_sleep = flows.time.sleep
+    real_sleep = verify_lease.time.sleep
 
     def other_request_counts_a_wrong_code(seconds: float) -> None:
         FailureCounter.objects.get_or_create(
@@ -150,7 +150,7 @@ def test_a_wrong_code_counted_while_waiting_for_the_lease_is_reset_too(
         )
         real_sleep(seconds)
 
-    monkeypatch.setattr(flows.time, "sleep", other_request_counts_a_wrong_code)
+    monkeypatch.setattr(verify_lease.time, "sleep", other_request_counts_a_wrong_code)
     url = f"/api/mfa/enrollments/{enrollment_id}/verify/"
     assert known_alice.post(url, {"user_code": fresh_code()}, format="json").status_code == 200
     assert not FailureCounter.objects.filter(cognito_username="alice").exists()

@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from cognito_mfa import crypto, flows
+from cognito_mfa.adapter import get_adapter
 from cognito_mfa.models import Enrollment, EnrollmentFlow, EnrollmentStatus, FailureCounter
 from cognito_mfa.tokens import validate_access_token
 from tests.support import Pool
@@ -108,7 +109,7 @@ def fuzz_target(keep_test_connection: None, pool: Pool, settings: Any) -> FuzzTa
     pool.create_user("fuzzer", email="fuzzer@example.com")
     token = pool.access_token("fuzzer")
     target = FuzzTarget(pool=pool, token=token)
-    target.user = flows.get_adapter().get_user_for_token(validate_access_token(token))
+    target.user = get_adapter().get_user_for_token(validate_access_token(token))
     return target
 
 

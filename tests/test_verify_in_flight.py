@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from cognito_mfa import exceptions as exc
 from cognito_mfa import flows
+from cognito_mfa.flows import verify
 from cognito_mfa.models import Enrollment, FailureCounter
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,7 +84,7 @@ def test_a_wrong_code_answered_after_the_row_ended_changes_nothing_but_counts(
     )
 
     with pytest.raises(exc.EnrollmentNotPending):
-        flows._record_wrong_code(enrollment, context, lease)
+        verify._record_wrong_code(enrollment, context, lease)
 
     row = Enrollment.objects.get(pk=enrollment.pk)
     assert (row.status, row.attempts) == ("cancelled", 0)

@@ -1,0 +1,114 @@
+"""What happened, told twice in one call: an audit row in the caller's transaction and the
+matching signal after it commits.
+
+:func:`record` does both; :func:`audit_row` builds a row for a batch to save in one INSERT,
+and :func:`announce` sends a signal whose event another row already tells.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+from .. import signals
+from ..models import AuditEvent, Enrollment
+from .context import Context
+
+logger = logging.getLogger("cognito_mfa.flows")
+
+# What each signal carries beside ``user``, ``request`` and ``source`` (signals.py documents
+# every signal's kwargs): the enrollment, unless it is about the user's MFA as a whole; the
+# actor, where an admin may act for the user.
+_WITHOUT_ENROLLMENT = frozenset({signals.mfa_preference_changed})
+_WITH_ACTOR = frozenset(
+    {signals.software_token_verified, signals.verification_failed, signals.mfa_preference_changed}
+)
+
+
+def audit_row(
+    kind: str,
+    context: Context,
+    *,
+    enrollment: Enrollment | None = None,
+    user: Any = None,
+    cognito_username: str = "",
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Return the audit row of one event, not yet saved; the enrollment's user and Cognito
+    username stand in for those not given."""
+    if enrollment is not None:
+        user = user if user is not None else enrollment.user
+        cognito_username = cognito_username or enrollment.cognito_username
+    return AuditEvent(
+        enrollment=enrollment,
+        user=user,
+        cognito_username=cognito_username,
+        actor=context.actor_for(user),
+        kind=kind,
+        source=context.source,
+        outcome=outcome,
+        ip_address=context.ip_address,
+        detail=detail or {},
+    )
+
+
+def record(
+    kind: str,
+    context: Context,
+    *,
+    enrollment: Enrollment | None = None,
+    user: Any = None,
+    cognito_username: str = "",
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+    signal: Signal | None = None,
+    **signal_kwargs: Any,
+) -> None:
+    """Save the audit row of one event and, given ``signal``, send it after commit with the
+    kwargs it documents (``signal_kwargs``: those of its own, e.g. ``attempts_remaining``)."""
+    row = audit_row(
+        kind,
+        context,
+        enrollment=enrollment,
+        user=user,
+        cognito_username=cognito_username,
+        outcome=outcome,
+        detail=detail,
+    )
+    row.save(force_insert=True)
+    if signal is not None:
+        if enrollment is not None and user is None:
+            user = enrollment.user
+        announce(signal, context, user=user, enrollment=enrollment, **signal_kwargs)
+
+
+def announce(
+    signal: Signal,
+    context: Context,
+    *,
+    user: Any,
+    enrollment: Enrollment | None = None,
+    **signal_kwargs: Any,
+) -> None:
+    """Send ``signal`` once the caller's transaction commits (at once outside of one)."""
+    kwargs: dict[str, Any] = {"user": user, "request": context.request, "source": context.source}
+    if signal not in _WITHOUT_ENROLLMENT:
+        kwargs["enrollment"] = enrollment
+    if signal in _WITH_ACTOR:
+        kwargs["actor"] = context.actor_for(user)
+    kwargs.update(signal_kwargs)
+
+    def send() -> None:
+        for receiver, response in signal.send_robust(sender=Enrollment, **kwargs):
+            if isinstance(response, Exception):
+                logger.error(
+                    "cognito_mfa signal receiver %r raised %s",
+                    receiver,
+                    type(response).__name__,
+                )
+
+    transaction.on_commit(send)
