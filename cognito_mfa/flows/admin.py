@@ -15,10 +15,10 @@ from .. import budget, signals
 from .. import exceptions as exc
 from ..cognito import MFAState, get_client
 from ..conf import app_settings
-from ..models import AuditEvent, Enrollment
+from ..models import AuditEvent, Enrollment, EnrollmentStatus
 from . import events
 from .context import Context
-from .ending import cancel
+from .ending import end_pending
 from .failures import reset_failure_budget
 from .preference import complete_owed, forgive_owed_preferences
 
@@ -68,8 +68,7 @@ def reset_totp(context: Context, cognito_username: str, user: Any) -> ResetResul
             outcome=token_error or "ok",
             detail={"token_deleted": token_deleted},
             signal=signals.mfa_preference_changed,
-            enabled=False,
-            preferred=False,
+            signal_kwargs={"enabled": False, "preferred": False},
         )
     return ResetResult(
         cognito_username=cognito_username, token_deleted=token_deleted, token_error=token_error
@@ -81,7 +80,7 @@ def cancel_pending_of_cognito_user(context: Context, cognito_username: str, *, r
     flight included: its result is then refused as late. Return how many this call ended."""
     pending = Enrollment.objects.pending().filter(cognito_username=cognito_username)
     return sum(
-        cancel(enrollment, context, detail={"reason": reason})
+        end_pending(enrollment, context, EnrollmentStatus.CANCELLED, detail={"reason": reason})
         for enrollment in pending.select_related("user")
     )
 

@@ -91,7 +91,7 @@ def open_challenge_claim(enrollment: Enrollment, plaintext: str) -> ChallengeCla
     return ChallengeClaim(session=plaintext, cognito_username=enrollment.cognito_username)
 
 
-@sensitive_variables("claim", "session", "step", "tokens", "fresh_token")
+@sensitive_variables("claim", "session", "tokens", "fresh_token")
 def complete_challenge(
     context: Context,
     enrollment: Enrollment,
@@ -104,56 +104,66 @@ def complete_challenge(
     handed back to continue the sign-in).
 
     With ``COGNITO_MFA_CHALLENGE_COMPLETE_AUTH`` the challenge is answered here; tokens that
-    name the claimed user prove the claim: the row in hand is given that user, and TOTP is
-    turned on with the fresh token. Tokens naming someone else expire the row (NotFound).
-    Without tokens the claim stays a claim, and nobody's account is acted on by name.
+    name the claimed user prove the claim, and TOTP is turned on with the fresh token. Without
+    tokens the claim stays a claim: nobody's account is acted on by name, and the SPA answers
+    the challenge and turns TOTP on with its own new token (POST preference/).
     """
-    tokens: dict[str, Any] | None = None
-    outcome: str | None = None
-    if app_settings.CHALLENGE_COMPLETE_AUTH and session:
-        try:
-            step = client.respond_to_mfa_setup(
-                username=claim.cognito_username, session=session, client_id=_challenge_client_id()
-            )
-            tokens = step.authentication_result
-            session = step.session if tokens is None else None
-            outcome = "ok" if tokens is not None else "challenge"
-        except exc.CognitoMFAError as error:
-            # The token is verified; the SPA can still answer the challenge itself.
-            logger.warning("cognito_mfa: RespondToAuthChallenge failed with %s", error.code)
-            outcome = error.code
-    fresh_token = (tokens or {}).get("AccessToken")
-    if fresh_token is None:
-        # The SPA answers the challenge and turns TOTP on with its own new token (POST
-        # preference/); the claimed user's failure budget is left alone.
-        return Accepted(
-            preference_owed=False,
-            preference_set=False,
-            unproven_claim=True,
-            session=session,
-            authentication_result=tokens,
-            completion_outcome=outcome,
+    tokens, session, outcome = _answer_challenge(client, claim, session)
+    fresh_token: str | None = (tokens or {}).get("AccessToken")
+    proven = turned_on = False
+    if fresh_token is not None:
+        _prove_claim(context, enrollment, lease, claim, fresh_token)
+        proven = True
+        turned_on = turn_on_totp(client, fresh_token, app_settings.SET_PREFERRED)
+    return Accepted(
+        preference_owed=proven and not turned_on,
+        preference_set=turned_on,
+        proven_user=enrollment.user if proven else None,
+        proven_username=enrollment.cognito_username if proven else None,
+        unproven_claim=not proven,
+        session=session,
+        authentication_result=tokens,
+        completion_outcome=outcome,
+    )
+
+
+@sensitive_variables("claim", "session", "step")
+def _answer_challenge(
+    client: CognitoClient, claim: ChallengeClaim, session: str | None
+) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """Answer ``MFA_SETUP`` here when the settings ask for it; return the tokens (or None),
+    the Session that continues the sign-in (None once tokens came) and the audit outcome
+    (None when not answered)."""
+    if not (app_settings.CHALLENGE_COMPLETE_AUTH and session):
+        return None, session, None
+    try:
+        step = client.respond_to_mfa_setup(
+            username=claim.cognito_username, session=session, client_id=_challenge_client_id()
         )
+    except exc.CognitoMFAError as error:
+        # The token is verified; the SPA can still answer the challenge itself.
+        logger.warning("cognito_mfa: RespondToAuthChallenge failed with %s", error.code)
+        return None, session, error.code
+    if step.authentication_result is None:
+        return None, step.session, "challenge"
+    return step.authentication_result, None, "ok"
+
+
+@sensitive_variables("claim", "fresh_token")
+def _prove_claim(
+    context: Context, enrollment: Enrollment, lease: Any, claim: ChallengeClaim, fresh_token: str
+) -> None:
+    """Give the row in hand the user the fresh tokens prove: its signals and audit rows then
+    name the Cognito user and the site's user (if any), and that user's consecutive wrong
+    codes are forgotten as after any success. Tokens naming someone else than the claimed
+    user expire the row (NotFound)."""
     if not _token_names(fresh_token, claim.cognito_username):
         # The Session belonged to someone else than the username the caller claimed.
         logger.warning("cognito_mfa: MFA_SETUP tokens name another user than claimed")
         expire_enrollment(enrollment, context, lease=lease)
         raise exc.NotFound()
-    # Proven: the row, its signals and audit rows now name the Cognito user and the site's
-    # user (if any), and the user's consecutive wrong codes are forgotten as after any success.
-    proven_username = claim.cognito_username
-    proven_user: Any = get_adapter().get_user_for_cognito_username(proven_username)
-    enrollment.user, enrollment.cognito_username = proven_user, proven_username
-    turned_on = turn_on_totp(client, fresh_token, app_settings.SET_PREFERRED)
-    return Accepted(
-        preference_owed=not turned_on,
-        preference_set=turned_on,
-        proven_user=proven_user,
-        proven_username=proven_username,
-        session=session,
-        authentication_result=tokens,
-        completion_outcome=outcome,
-    )
+    user: Any = get_adapter().get_user_for_cognito_username(claim.cognito_username)
+    enrollment.user, enrollment.cognito_username = user, claim.cognito_username
 
 
 @sensitive_variables("access_token", "claims")

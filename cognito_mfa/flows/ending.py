@@ -113,16 +113,3 @@ def expire_enrollment(
         EnrollmentStatus.EXPIRED,
         only_if=free if lease is None else free | Q(verify_lease_until=lease),
     )
-
-
-def cancel(
-    enrollment: Enrollment,
-    context: Context,
-    *,
-    only_if: Q | None = None,
-    detail: dict[str, Any] | None = None,
-) -> bool:
-    """Cancel a pending enrollment (once: return False if it was no longer pending)."""
-    return end_pending(
-        enrollment, context, EnrollmentStatus.CANCELLED, only_if=only_if, detail=detail
-    )

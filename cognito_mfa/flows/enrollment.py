@@ -30,7 +30,7 @@ from ..otpauth import build_otpauth_uri
 from . import clock, events, verify_lease
 from .challenge import hash_challenge_token, seal_challenge_claim
 from .context import Context
-from .ending import cancel, ended
+from .ending import end_pending, ended
 from .failures import check_failure_budget
 from .preference import complete_owed, owes_totp_preference
 from .results import StartedEnrollment, status_payload
@@ -309,5 +309,6 @@ def _cancel_pending_for(
 
 def cancel_enrollment(enrollment: Enrollment, context: Context) -> None:
     """Cancel a pending enrollment; raise EnrollmentNotPending if it is not (or is busy)."""
-    if not cancel(enrollment, context, only_if=lease_free(clock.now())):
+    free = lease_free(clock.now())
+    if not end_pending(enrollment, context, EnrollmentStatus.CANCELLED, only_if=free):
         raise exc.EnrollmentNotPending()

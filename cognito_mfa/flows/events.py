@@ -8,7 +8,7 @@ and :func:`announce` sends a signal whose event another row already tells.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.db import transaction
 from django.dispatch import Signal
@@ -28,18 +28,21 @@ _WITH_ACTOR = frozenset(
 )
 
 
-def audit_row(
-    kind: str,
-    context: Context,
-    *,
-    enrollment: Enrollment | None = None,
-    user: Any = None,
-    cognito_username: str = "",
-    outcome: str = "ok",
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Return the audit row of one event, not yet saved; the enrollment's user and Cognito
-    username stand in for those not given."""
+class AuditFields(TypedDict, total=False):
+    """What an audit row tells beside its kind, source, actor and address."""
+
+    enrollment: Enrollment | None
+    user: Any  # default: the enrollment's user
+    cognito_username: str  # default: the enrollment's Cognito username
+    outcome: str  # default: "ok"
+    detail: dict[str, Any] | None
+
+
+def audit_row(kind: str, context: Context, **fields: Unpack[AuditFields]) -> AuditEvent:
+    """Return the audit row of one event, not yet saved."""
+    enrollment = fields.get("enrollment")
+    user = fields.get("user")
+    cognito_username = fields.get("cognito_username", "")
     if enrollment is not None:
         user = user if user is not None else enrollment.user
         cognito_username = cognito_username or enrollment.cognito_username
@@ -50,9 +53,9 @@ def audit_row(
         actor=context.actor_for(user),
         kind=kind,
         source=context.source,
-        outcome=outcome,
+        outcome=fields.get("outcome", "ok"),
         ip_address=context.ip_address,
-        detail=detail or {},
+        detail=fields.get("detail") or {},
     )
 
 
@@ -60,30 +63,17 @@ def record(
     kind: str,
     context: Context,
     *,
-    enrollment: Enrollment | None = None,
-    user: Any = None,
-    cognito_username: str = "",
-    outcome: str = "ok",
-    detail: dict[str, Any] | None = None,
     signal: Signal | None = None,
-    **signal_kwargs: Any,
+    signal_kwargs: dict[str, Any] | None = None,
+    **fields: Unpack[AuditFields],
 ) -> None:
     """Save the audit row of one event and, given ``signal``, send it after commit with the
     kwargs it documents (``signal_kwargs``: those of its own, e.g. ``attempts_remaining``)."""
-    row = audit_row(
-        kind,
-        context,
-        enrollment=enrollment,
-        user=user,
-        cognito_username=cognito_username,
-        outcome=outcome,
-        detail=detail,
-    )
+    row = audit_row(kind, context, **fields)
     row.save(force_insert=True)
     if signal is not None:
-        if enrollment is not None and user is None:
-            user = enrollment.user
-        announce(signal, context, user=user, enrollment=enrollment, **signal_kwargs)
+        # The row's user and enrollment are the objects it was built with: no query.
+        announce(signal, context, user=row.user, enrollment=row.enrollment, **signal_kwargs or {})
 
 
 def announce(

@@ -49,8 +49,7 @@ def set_preference(
             cognito_username=token.username,
             detail={"enabled": enabled, "preferred": preferred},
             signal=signals.mfa_preference_changed,
-            enabled=enabled,
-            preferred=preferred,
+            signal_kwargs={"enabled": enabled, "preferred": preferred},
         )
     state = client.get_user(access_token=token.raw)
     pending = Enrollment.objects.pending().filter(user=user, expires_at__gt=clock.now()).first()
@@ -96,8 +95,7 @@ def complete_owed_preference(enrollment: Enrollment, context: Context) -> bool:
                 enrollment=enrollment,
                 detail={"enabled": True, "preferred": preferred},
                 signal=signals.mfa_preference_changed,
-                enabled=True,
-                preferred=preferred,
+                signal_kwargs={"enabled": True, "preferred": preferred},
             )
     return changed
 

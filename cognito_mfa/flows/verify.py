@@ -208,8 +208,7 @@ def _record_wrong_code(enrollment: Enrollment, context: Context, lease: datetime
                 outcome="invalid_code",
                 detail={"attempts_remaining": remaining},
                 signal=signals.verification_failed,
-                code="invalid_code",
-                attempts_remaining=remaining,
+                signal_kwargs={"code": "invalid_code", "attempts_remaining": remaining},
             )
             if row.status == EnrollmentStatus.LOCKED:
                 record_end(row, context)
@@ -273,7 +272,7 @@ def _mark_verified(
                     **({"claim": "unproven"} if accepted.unproven_claim else {}),
                 },
                 signal=signals.software_token_verified,
-                friendly_device_name=device_name,
+                signal_kwargs={"friendly_device_name": device_name},
             )
             if accepted.preference_set:
                 events.announce(
