@@ -218,6 +218,12 @@ class EnrollmentQuerySet(models.QuerySet["Enrollment"]):
             Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True)
         )
 
+    def delete_batch(self, pks: list[Any]) -> int:
+        """Delete the rows ``pks`` of this queryset (those still in it); return how many
+        enrollments went (their audit events stay, unlinked)."""
+        _, per_model = self.filter(pk__in=pks).delete()
+        return per_model.get(Enrollment._meta.label, 0)
+
 
 def lock_user_row(user: Any) -> None:
     """Lock the user's row until the caller's transaction ends (serialises their starts).
@@ -349,6 +355,13 @@ class Enrollment(models.Model):
         return self.verify_lease_until is not None and self.verify_lease_until > at
 
 
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def delete_batch(self, pks: list[Any]) -> int:
+        """Delete the rows ``pks`` of this queryset; return how many were deleted."""
+        deleted, _ = self.filter(pk__in=pks).delete()
+        return deleted
+
+
 class AuditEvent(models.Model):
     """What happened to an enrollment or a user's MFA: who, what, when, from where, outcome."""
 
@@ -397,6 +410,8 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     detail = models.JSONField(_("detail"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -39,24 +39,28 @@ class AuditFields(TypedDict, total=False):
 
 
 def audit_row(kind: str, context: Context, **fields: Unpack[AuditFields]) -> AuditEvent:
-    """Return the audit row of one event, not yet saved."""
+    """Return the audit row of one event, not yet saved (a batch saves its rows in one INSERT)."""
+    return AuditEvent(**_columns(kind, context, fields))
+
+
+def _columns(kind: str, context: Context, fields: AuditFields) -> dict[str, Any]:
     enrollment = fields.get("enrollment")
     user = fields.get("user")
     cognito_username = fields.get("cognito_username", "")
     if enrollment is not None:
         user = user if user is not None else enrollment.user
         cognito_username = cognito_username or enrollment.cognito_username
-    return AuditEvent(
-        enrollment=enrollment,
-        user=user,
-        cognito_username=cognito_username,
-        actor=context.actor_for(user),
-        kind=kind,
-        source=context.source,
-        outcome=fields.get("outcome", "ok"),
-        ip_address=context.ip_address,
-        detail=fields.get("detail") or {},
-    )
+    return {
+        "enrollment": enrollment,
+        "user": user,
+        "cognito_username": cognito_username,
+        "actor": context.actor_for(user),
+        "kind": kind,
+        "source": context.source,
+        "outcome": fields.get("outcome", "ok"),
+        "ip_address": context.ip_address,
+        "detail": fields.get("detail") or {},
+    }
 
 
 def record(
@@ -69,8 +73,7 @@ def record(
 ) -> None:
     """Save the audit row of one event and, given ``signal``, send it after commit with the
     kwargs it documents (``signal_kwargs``: those of its own, e.g. ``attempts_remaining``)."""
-    row = audit_row(kind, context, **fields)
-    row.save(force_insert=True)
+    row = AuditEvent.objects.create(**_columns(kind, context, fields))
     if signal is not None:
         # The row's user and enrollment are the objects it was built with: no query.
         announce(signal, context, user=row.user, enrollment=row.enrollment, **signal_kwargs or {})

@@ -117,15 +117,13 @@ def purge_finished(
     events = 0
     old_events = AuditEvent.objects.filter(created_at__lt=cutoff)
     for batch in _keyset_pages(old_events, "created_at", batch_size):
-        deleted, _ = AuditEvent.objects.filter(pk__in=batch).delete()
-        events += deleted
+        events += AuditEvent.objects.delete_batch(batch)
     # ``delete()`` of enrollments loads each batch's rows (their events' SET_NULL needs the
     # collector), so a batch is the most it holds in memory.
     finished = Enrollment.objects.purgeable(cutoff)
     enrollments = 0
     for batch in _keyset_pages(finished, "created_at", batch_size):
-        _, per_model = finished.filter(pk__in=batch).delete()
-        enrollments += per_model.get(Enrollment._meta.label, 0)
+        enrollments += finished.delete_batch(batch)
     return enrollments, events
 
 
