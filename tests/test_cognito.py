@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from rest_framework.test import APIClient
 
-from cognito_mfa import cognito
+from cognito_mfa import cognito, redaction
 from cognito_mfa import exceptions as exc
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.conftest import fresh_code
@@ -493,11 +493,11 @@ def test_error_map_codes_and_statuses() -> None:
 )
 def test_redact_masks_sensitive_values(text: str) -> None:
     if "eyJ" in text:
-        cleaned = cognito.redact(text)
+        cleaned = redaction.redact(text)
         assert "eyJ" not in cleaned
         assert "c2lnbmF0dXJl" not in cleaned
         return
-    cleaned = cognito.redact(text)
+    cleaned = redaction.redact(text)
     assert "opaque-value-1" not in cleaned
     assert "123456" not in cleaned
     assert "***" in cleaned
@@ -505,7 +505,7 @@ def test_redact_masks_sensitive_values(text: str) -> None:
 
 def test_redact_keeps_harmless_text() -> None:
     text = "Making request for OperationModel(name=GetUser) with params: {'url_path': '/'}"
-    assert cognito.redact(text) == text
+    assert redaction.redact(text) == text
 
 
 @pytest.mark.parametrize(
