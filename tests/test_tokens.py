@@ -86,6 +86,26 @@ def _get(token: str) -> Any:
 
 
 @pytest.mark.django_db
+def test_keys_come_from_the_configured_fetcher_and_a_new_fetcher_drops_them(
+    alice: str, fetches: JWKSFetches, settings: Any
+) -> None:
+    assert _get(alice).status_code == 200
+    assert len(fetches) == 1  # the fixture's COGNITO_MFA_JWKS_FETCHER, not the default one
+    settings.COGNITO_MFA_JWKS_FETCHER = "tests.support.fetch_test_jwks"
+    settings.COGNITO_MFA_JWKS_FETCHER = f"{__name__}.counting_jwks_fetcher"
+    assert _get(alice).status_code == 200
+    assert len(fetches) == 2  # the keys of the old fetcher were dropped on the change
+
+
+@pytest.mark.django_db
+def test_a_fetcher_that_fails_is_an_unavailable_pool(alice: str, fetches: JWKSFetches) -> None:
+    fetches.fail = True
+    response = _get(alice)
+    assert response.status_code == 503
+    assert response.json()["code"] == "cognito_unavailable"
+
+
+@pytest.mark.django_db
 def test_keys_are_fetched_once_for_many_requests(
     alice: str, fetches: JWKSFetches, clock: FakeClock
 ) -> None:
