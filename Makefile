@@ -15,7 +15,7 @@ $(STAMP):
 
 install: $(STAMP)
 
-## Lint, type-check, migrations check, the docs (make docs), then the whole suite on every supported Python x Django
+## Lint, type-check, import layers (lint-imports), migrations check, the docs (make docs), then the whole suite on every supported Python x Django
 ## pair (noxfile.py; PostgreSQL too when COGNITO_MFA_TEST_POSTGRES_URL is set, required under
 ## CI=true). One pair: `make test PY=3.13`.
 test: $(STAMP) lint docs
@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=tests.settings
 
 ## The suite in the development virtualenv alone (Python and Django of .venv), SQLite.

@@ -1,4 +1,4 @@
-"""Settings of the benchmark: the example site's, with the bench URLconf and adapter.
+"""Settings of the benchmark: the example site's, with the bench URLconf and counting seams.
 
 ``COGNITO_MFA_BENCH_DATABASE`` is a SQLite file path or a ``postgres://`` URL;
 ``COGNITO_MFA_ENDPOINT_URL`` points at the Cognito stub.
@@ -55,8 +55,9 @@ COGNITO_MFA_USER_POOL_ID = POOL_ID
 COGNITO_MFA_APP_CLIENT_IDS = [CLIENT_ID]
 COGNITO_MFA_APP_CLIENT_SECRET = None
 COGNITO_MFA_ENDPOINT_URL = os.environ.get("COGNITO_MFA_ENDPOINT_URL", "http://127.0.0.1:9")
-COGNITO_MFA_JWKS_URL = "https://bench.invalid/jwks.json"  # served by the adapter
-COGNITO_MFA_ADAPTER = "bench.support.BenchAdapter"
+COGNITO_MFA_JWKS_URL = "https://bench.invalid/jwks.json"  # served by the fetcher below
+COGNITO_MFA_CLIENT_FACTORY = "bench.support.build_counted_boto3_client"
+COGNITO_MFA_JWKS_FETCHER = "bench.support.fetch_bench_jwks"
 COGNITO_MFA_TOTP_ISSUER = "Bench Site"
 # The throttles run (their cost is part of the app's) but never bite a benchmark user.
 COGNITO_MFA_THROTTLE_RATES = {"start": "100000/hour", "verify": "100000/hour"}

@@ -1,8 +1,9 @@
-"""Signing keys, access tokens and the adapter the benchmark runs the app with.
+"""Signing keys, access tokens and the boundary's seams the benchmark runs the app with.
 
 The benchmark signs its own RS256 access tokens; the app validates them for real against the
-JWKS this adapter serves (from ``COGNITO_MFA_BENCH_JWKS``, so gunicorn workers see it too).
-The adapter also counts boto3 clients built and JWKS fetches in this process.
+JWKS the fetcher here serves (from ``COGNITO_MFA_BENCH_JWKS``, so gunicorn workers see it
+too). The fetcher and the client factory count JWKS fetches and boto3 clients built in this
+process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.http import HttpRequest, JsonResponse
 
-from cognito_mfa.adapter import DefaultAdapter
+from cognito_mfa.cognito import build_boto3_client
 
 REGION = "us-east-1"
 POOL_ID = "us-east-1_Bench0001"
@@ -62,19 +63,19 @@ _counts_lock = threading.Lock()
 COUNTS = {"boto3_clients": 0, "jwks_fetches": 0}
 
 
-class BenchAdapter(DefaultAdapter):
-    """The default policy, with the JWKS served from the environment and counters."""
+def build_counted_boto3_client() -> Any:
+    """``COGNITO_MFA_CLIENT_FACTORY``: the default client, counted."""
+    with _counts_lock:
+        COUNTS["boto3_clients"] += 1
+    return build_boto3_client()
 
-    def build_boto3_client(self) -> Any:
-        with _counts_lock:
-            COUNTS["boto3_clients"] += 1
-        return super().build_boto3_client()
 
-    def fetch_jwks(self, url: str) -> dict[str, Any]:
-        with _counts_lock:
-            COUNTS["jwks_fetches"] += 1
-        document: dict[str, Any] = json.loads(os.environ[JWKS_ENV])
-        return document
+def fetch_bench_jwks(url: str) -> dict[str, Any]:
+    """``COGNITO_MFA_JWKS_FETCHER``: the keys from the environment, counted."""
+    with _counts_lock:
+        COUNTS["jwks_fetches"] += 1
+    document: dict[str, Any] = json.loads(os.environ[JWKS_ENV])
+    return document
 
 
 def _rss_kb() -> int:

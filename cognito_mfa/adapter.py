@@ -1,7 +1,14 @@
-"""Overridable policy. Subclass :class:`DefaultAdapter` and point ``COGNITO_MFA_ADAPTER`` at it."""
+"""Overridable policy. Subclass :class:`DefaultAdapter` and point ``COGNITO_MFA_ADAPTER`` at it.
+
+Policy only: which Django user a Cognito user is, how the authenticator entry is named, which
+client address is audited. How the Cognito client is built and how the signing keys are
+fetched are settings of the boundary (``COGNITO_MFA_CLIENT_FACTORY``,
+``COGNITO_MFA_JWKS_FETCHER``).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -11,13 +18,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Field
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
+from rest_framework.settings import api_settings
 
 from . import exceptions as exc
 from .conf import app_settings
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import Manager
 
+    from .models import CognitoIdentity
     from .tokens import AccessToken
 
 
@@ -32,19 +42,17 @@ class DefaultAdapter:
         Cognito user, or by its ``sub`` when that name is taken). Raise AccountUnavailable when
         the same-named account is inactive or no valid username can be made.
         """
-        from .models import CognitoIdentity  # this module is imported before the app registry
-
         if not token.sub:
             raise exc.TokenInvalid()
         pool_id = app_settings.USER_POOL_ID or ""
         identity = _first(
-            CognitoIdentity.objects.filter(pool_id=pool_id, sub=token.sub).select_related("user")
+            _identities().filter(pool_id=pool_id, sub=token.sub).select_related("user")
         )
         if identity is None:
             return self._bind(token, pool_id)
         if identity.cognito_username != token.username:
             # Renamed in Cognito (or a preferred username changed): admin acts use the new one.
-            CognitoIdentity.objects.filter(pk=identity.pk).update(cognito_username=token.username)
+            _identities().filter(pk=identity.pk).update(cognito_username=token.username)
         return identity.user
 
     def may_adopt(self, user: AbstractBaseUser) -> bool:
@@ -54,19 +62,15 @@ class DefaultAdapter:
         Only an active account bound to no Cognito user yet, neither staff nor superuser: a
         pool user who signs up as ``admin`` must not become the site's ``admin``.
         """
-        from .models import CognitoIdentity
-
         return (
             app_settings.ADOPT_EXISTING_USERS
             and bool(getattr(user, "is_active", True))
             and not getattr(user, "is_staff", False)
             and not getattr(user, "is_superuser", False)
-            and not CognitoIdentity.objects.filter(user_id=user.pk).exists()
+            and not _identities().filter(user_id=user.pk).exists()
         )
 
     def _bind(self, token: AccessToken, pool_id: str) -> AbstractBaseUser:
-        from .models import CognitoIdentity
-
         user_model = get_user_model()
         manager = user_model._default_manager
         field_name = user_model.USERNAME_FIELD
@@ -82,15 +86,13 @@ class DefaultAdapter:
                     user: Any = same_named
                 else:
                     user = manager.create(**{field_name: self._valid_username(username)})
-                CognitoIdentity.objects.create(
+                _identities().create(
                     pool_id=pool_id, sub=token.sub, user=user, cognito_username=token.username
                 )
         except IntegrityError:
             # A concurrent first request bound this Cognito user (or took the name) first.
             identity = _first(
-                CognitoIdentity.objects.filter(pool_id=pool_id, sub=token.sub).select_related(
-                    "user"
-                )
+                _identities().filter(pool_id=pool_id, sub=token.sub).select_related("user")
             )
             if identity is None:
                 raise exc.AccountUnavailable() from None
@@ -114,28 +116,23 @@ class DefaultAdapter:
         """Tell whether ``token`` belongs to the already-authenticated ``user``: the user bound
         to the token's Cognito user, or, before any binding, the same-named account that is
         bound to no other Cognito user of the pool."""
-        from .models import CognitoIdentity
-
         pool_id = app_settings.USER_POOL_ID or ""
-        identity = _first(CognitoIdentity.objects.filter(pool_id=pool_id, sub=token.sub))
+        identity = _first(_identities().filter(pool_id=pool_id, sub=token.sub))
         if identity is not None:
             return bool(identity.user_id == user.pk)
         return bool(
             token.sub
             and user.get_username() == token.username
-            and not CognitoIdentity.objects.filter(pool_id=pool_id, user_id=user.pk).exists()
+            and not _identities().filter(pool_id=pool_id, user_id=user.pk).exists()
         )
 
     def get_user_for_cognito_username(self, cognito_username: str) -> AbstractBaseUser | None:
         """Return the existing Django user of a Cognito user, or None (challenge flow, admin
         acts): the user bound to that username, else a same-named account :meth:`may_adopt`
         allows."""
-        from .models import CognitoIdentity
-
         identity = _first(
-            CognitoIdentity.objects.filter(
-                pool_id=app_settings.USER_POOL_ID or "", cognito_username=cognito_username
-            )
+            _identities()
+            .filter(pool_id=app_settings.USER_POOL_ID or "", cognito_username=cognito_username)
             .select_related("user")
             .order_by("-created_at")  # a re-created username: the newest binding is its own
         )
@@ -149,10 +146,9 @@ class DefaultAdapter:
     def get_cognito_username(self, user: AbstractBaseUser) -> str:
         """Return the Cognito username of a Django user (admin acts on users): the one its
         binding last saw, else its own username."""
-        from .models import CognitoIdentity
-
         bound = (
-            CognitoIdentity.objects.filter(pool_id=app_settings.USER_POOL_ID or "", user_id=user.pk)
+            _identities()
+            .filter(pool_id=app_settings.USER_POOL_ID or "", user_id=user.pk)
             .values_list("cognito_username", flat=True)
             .first()
         )
@@ -166,6 +162,7 @@ class DefaultAdapter:
             return app_settings.TOTP_ISSUER
         if request is None:
             return "Django"
+        # Imported here: django.contrib.sites is optional, and its models need the registry.
         from django.contrib.sites.requests import RequestSite
         from django.contrib.sites.shortcuts import get_current_site
 
@@ -204,21 +201,42 @@ class DefaultAdapter:
         """
         if request is None:
             return None
-        from .throttling import client_address
-
         return client_address(request.META)
 
-    def build_boto3_client(self) -> Any:
-        """Build the botocore client (once per process); override to inject a session."""
-        from .cognito import build_boto3_client
 
-        return build_boto3_client()
+def _identities() -> Manager[CognitoIdentity]:
+    """Return ``CognitoIdentity.objects``.
 
-    def fetch_jwks(self, url: str) -> dict[str, Any]:
-        """Fetch the pool's JWKS document."""
-        from .tokens import fetch_jwks_over_http
+    The one import of the models here is made on use: settings modules import adapters (and
+    this module) before the app registry is ready, when no model can be imported yet.
+    """
+    from .models import CognitoIdentity
 
-        return fetch_jwks_over_http(url)
+    return CognitoIdentity.objects
+
+
+def client_address(meta: Any) -> str | None:
+    """Return the client's address from a request's ``META``, trusting proxies per DRF.
+
+    With ``REST_FRAMEWORK["NUM_PROXIES"] = n`` the n-th address from the right of
+    ``X-Forwarded-For`` is the client (what the closest trusted proxy saw); without it only
+    ``REMOTE_ADDR`` counts. DRF's own default would key on the whole ``X-Forwarded-For``
+    header, which any client can rewrite to get a fresh bucket on every request. The
+    throttles count by it and :meth:`DefaultAdapter.get_client_ip` audits it.
+    """
+    remote_addr = meta.get("REMOTE_ADDR") or None
+    num_proxies = api_settings.NUM_PROXIES
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    if not num_proxies or not forwarded:
+        return remote_addr
+    addresses = [part.strip() for part in forwarded.split(",")]
+    candidate = addresses[-min(int(num_proxies), len(addresses))]
+    try:
+        # A short header means the leftmost entry is the client's own text: keep it only if
+        # it is an address at all (audit rows store it in an address column).
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote_addr
 
 
 def _first(queryset: Any) -> Any:

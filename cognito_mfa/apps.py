@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,8 +9,8 @@ class CognitoMFAConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.core.signals import setting_changed
-
+        # Imported once the registry is ready: both reach the models, which cannot be imported
+        # while Django is still loading this module.
         from . import checks  # noqa: F401  (registers the system checks)
         from .receivers import reset_on_setting_change
 

@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core.cache import caches
 
 from . import exceptions as exc
-from .conf import app_settings
+from .conf import DEFAULT_CALL_BUDGET_RATES, app_settings
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,8 @@ CATEGORY_OF: dict[str, str] = {
     "RespondToAuthChallenge": USER_AUTHENTICATION,
 }
 
-# Defaults safely under Cognito's quotas (25, 120, 120 per second), leaving the rest of the
-# account's quota to other applications and to botocore's retries of safe calls.
-DEFAULT_RATES: dict[str, float | None] = {
-    USER_RESOURCE_UPDATE: 20.0,
-    USER_READ: 100.0,
-    USER_AUTHENTICATION: 100.0,
-}
+# The default rates are settings' defaults, so they live with the settings.
+DEFAULT_RATES = DEFAULT_CALL_BUDGET_RATES
 
 # The bucket holds one second of calls; a burst can never exceed a second's rate.
 WINDOW_S = 1.0

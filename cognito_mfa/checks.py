@@ -8,11 +8,23 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DatabaseError, router, transaction
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .conf import app_settings
+from . import crypto
+from .budget import is_shared_cache
+from .conf import DEFAULT_CALL_BUDGET_RATES, app_settings
+from .models import Enrollment, EnrollmentStatus
+from .throttling import (
+    DEFAULT_RATES,
+    ChallengeThrottle,
+    PreferenceThrottle,
+    StartThrottle,
+    StatusThrottle,
+    VerifyThrottle,
+)
 
 
 def _hint(setting: str, example: str) -> str:
@@ -77,6 +89,36 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="cognito_mfa.E007",
             )
         )
+    errors.extend(_check_seams())
+    return errors
+
+
+# The boundary's seams (dotted paths of callables): setting, default for the hint, check id.
+_SEAMS = (
+    ("CLIENT_FACTORY", '"cognito_mfa.cognito.build_boto3_client"', "cognito_mfa.E012"),
+    ("JWKS_FETCHER", '"cognito_mfa.tokens.fetch_jwks_over_http"', "cognito_mfa.E013"),
+)
+
+
+def _check_seams() -> list[CheckMessage]:
+    """Report a client factory (E012) or JWKS fetcher (E013) whose dotted path does not import
+    or names nothing callable: the first request would fail."""
+    errors: list[CheckMessage] = []
+    for name, default, check_id in _SEAMS:
+        path = getattr(app_settings, name)
+        try:
+            target = import_string(path)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            target = None
+        if not callable(target):
+            errors.append(
+                Error(
+                    _("COGNITO_MFA_%(name)s %(path)s cannot be imported or is not callable.")
+                    % {"name": name, "path": _short_repr(path)},
+                    hint=_hint(name, default),
+                    id=check_id,
+                )
+            )
     return errors
 
 
@@ -257,15 +299,6 @@ def _short_repr(value: Any) -> str:
 
 def check_throttle_rates() -> list[CheckMessage]:
     """Parse ``COGNITO_MFA_THROTTLE_RATES`` the way the throttles do on each request."""
-    from .throttling import (
-        DEFAULT_RATES,
-        ChallengeThrottle,
-        PreferenceThrottle,
-        StartThrottle,
-        StatusThrottle,
-        VerifyThrottle,
-    )
-
     configured = getattr(settings, "COGNITO_MFA_THROTTLE_RATES", {})
     known = ", ".join(repr(scope) for scope in DEFAULT_RATES)
     example = '{"start": "20/hour", "verify": "60/hour", "challenge": None}'
@@ -340,12 +373,11 @@ def check_throttle_cache() -> list[CheckMessage]:
 
 def check_call_budget() -> list[CheckMessage]:
     """Report call budget settings that cannot work (E011)."""
-    from .budget import DEFAULT_RATES
 
     def problem(message: str, hint: str) -> list[CheckMessage]:
         return [Error(message, hint=hint, id="cognito_mfa.E011")]
 
-    categories = ", ".join(repr(name) for name in DEFAULT_RATES)
+    categories = ", ".join(repr(name) for name in DEFAULT_CALL_BUDGET_RATES)
     rates_hint = (
         f"Map the categories {categories} to calls per second or None (unbudgeted), e.g. "
         '{"UserResourceUpdate": 20}.'
@@ -358,7 +390,7 @@ def check_call_budget() -> list[CheckMessage]:
             rates_hint,
         )
     for category in configured:
-        if category not in DEFAULT_RATES:
+        if category not in DEFAULT_CALL_BUDGET_RATES:
             return problem(
                 f"COGNITO_MFA_CALL_BUDGET_RATES has an unknown category {_short_repr(category)}.",
                 rates_hint,
@@ -396,8 +428,6 @@ def check_call_budget() -> list[CheckMessage]:
 def check_call_budget_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn when the call budget is kept per process (W003: each process would spend the whole
     rate on its own). A deployment check: a development server is one process."""
-    from .budget import is_shared_cache
-
     if check_call_budget():
         return []  # E011 says what is wrong first
     alias = app_settings.CALL_BUDGET_CACHE
@@ -443,11 +473,6 @@ def check_stored_credentials(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Report pending enrollments whose credential no configured key decrypts."""
-    from django.db import DatabaseError, router, transaction
-
-    from . import crypto
-    from .models import Enrollment, EnrollmentStatus
-
     alias = router.db_for_read(Enrollment)
     if not databases or alias not in databases:
         return []

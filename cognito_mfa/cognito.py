@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +22,15 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
+import botocore.utils
+from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions as exc
 from .budget import get_budget
 from .conf import app_settings
+from .redaction import install_log_redaction
 
 logger = logging.getLogger(__name__)
 
@@ -83,85 +86,6 @@ THROTTLING_CODES = frozenset({"TooManyRequestsException", "ThrottlingException"}
 # A call that completes a verified enrollment (the preference, the MFA_SETUP answer) waits up
 # to this long for the budget rather than leave the preference owed: the code is spent.
 COMPLETION_PATIENCE_S = 2.0
-
-# Request/response fields that must never reach a log record.
-SENSITIVE_FIELDS = (
-    "AccessToken",
-    "IdToken",
-    "RefreshToken",
-    "Session",
-    "SecretCode",
-    "UserCode",
-    "SECRET_HASH",
-    "PASSWORD",
-    "NEW_PASSWORD",
-    "SOFTWARE_TOKEN_MFA_CODE",
-    "Password",
-    "ClientSecret",
-)
-# Quotes may come escaped (``\"AccessToken\": \"...\"``) when JSON is logged inside a string.
-_FIELD_PATTERN = re.compile(
-    r"""(?P<key>(?:\\?["'])?(?:"""
-    + "|".join(SENSITIVE_FIELDS)
-    + r""")(?:\\?["'])?\s*[:=]\s*)(?P<quote>\\?["'])(?P<value>.*?)(?P=quote)"""
-)
-_JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-# Cognito's error messages may quote what it was sent (moto's "Invalid session" names the
-# Session), so the ``message``/``Message`` of an error body is masked whole. The value runs to
-# the quote that closes it (backslash escapes skipped), i.e. the one a ``,``/``}`` follows.
-_MESSAGE_PATTERN = re.compile(
-    r"""(?P<key>(?<!\w)(?:\\?["'])?[Mm]essage(?:\\?["'])?\s*[:=]\s*)(?P<quote>\\?["'])"""
-    r"""(?P<value>(?:\\.|[^\\])*?)(?P=quote)(?=\s*[,}\]]|\s*$)""",
-    re.DOTALL,
-)
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with every sensitive field value, every error message and anything
-    JWT-shaped masked."""
-    text = _FIELD_PATTERN.sub(r"\g<key>\g<quote>***\g<quote>", text)
-    text = _MESSAGE_PATTERN.sub(r"\g<key>\g<quote>***\g<quote>", text)
-    return _JWT_PATTERN.sub("***", text)
-
-
-class RedactingFilter(logging.Filter):
-    """Mask tokens, Sessions, secrets and codes in botocore/urllib3 debug records.
-
-    botocore logs whole request and response bodies at DEBUG (``Making request ... with
-    params``, ``Response body``); those bodies carry access tokens, Sessions, TOTP secrets
-    and codes, and an error body's message can quote any of them.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a record that cannot be formatted is dropped, not leaked
-            return False
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_redacting_filter = RedactingFilter()
-_LOGGER_PREFIXES = ("botocore", "boto3", "urllib3", "s3transfer")
-
-
-def install_log_redaction() -> None:
-    """Attach the redacting filter to every AWS SDK / urllib3 logger that exists now.
-
-    Logger filters only see records logged on that very logger, so each one gets it; the
-    SDK's modules (and their loggers) exist once a client has been built.
-    """
-    names = [
-        name
-        for name in list(logging.root.manager.loggerDict)
-        if name.split(".")[0] in _LOGGER_PREFIXES
-    ]
-    for name in [*_LOGGER_PREFIXES, *names]:
-        target = logging.getLogger(name)
-        if _redacting_filter not in target.filters:
-            target.addFilter(_redacting_filter)
 
 
 @dataclass(frozen=True)
@@ -255,29 +179,45 @@ def _never_retry_throttling(
     return None
 
 
-def build_boto3_client() -> Any:
-    """Build the botocore client from settings (the adapter may replace this)."""
+def build_boto3_client(session: boto3.session.Session | None = None) -> Any:
+    """Build the ``cognito-idp`` client from settings: the default ``COGNITO_MFA_CLIENT_FACTORY``.
+
+    The timeouts, the retry mode and the region and endpoint come from the settings;
+    ``session`` is the boto3 session to build it from (a new default one if None). A site's
+    own factory (a named profile, an assumed role) may build its session and call this.
+    """
     config = botocore.config.Config(
         connect_timeout=app_settings.CONNECT_TIMEOUT,
         read_timeout=app_settings.READ_TIMEOUT,
         retries={"mode": "standard", "total_max_attempts": app_settings.MAX_RETRY_ATTEMPTS},
         user_agent_appid="cognito-mfa",
     )
-    client = boto3.session.Session().client(
+    client = (session or boto3.session.Session()).client(
         "cognito-idp",
         region_name=app_settings.REGION,
         endpoint_url=app_settings.ENDPOINT_URL,
         config=config,
     )
+    limit_retries(client)
+    return client
+
+
+def limit_retries(client: Any) -> None:
+    """Keep botocore from retrying what must not be repeated (see SINGLE_SHOT_OPERATIONS and
+    NO_THROTTLE_RETRY_OPERATIONS); applied to every factory's client, once."""
     service = client.meta.service_model.service_id.hyphenize()
     for operation in SINGLE_SHOT_OPERATIONS:
-        client.meta.events.register_first(f"needs-retry.{service}.{operation}", _never_retry)
+        client.meta.events.register_first(
+            f"needs-retry.{service}.{operation}",
+            _never_retry,
+            unique_id=f"cognito_mfa.never_retry.{operation}",
+        )
     for operation in NO_THROTTLE_RETRY_OPERATIONS:
         client.meta.events.register_first(
-            f"needs-retry.{service}.{operation}", _never_retry_throttling
+            f"needs-retry.{service}.{operation}",
+            _never_retry_throttling,
+            unique_id=f"cognito_mfa.never_retry_throttling.{operation}",
         )
-    install_log_redaction()
-    return client
 
 
 def _unexpected(operation: str, what: str) -> exc.CognitoConfigurationError:
@@ -313,6 +253,27 @@ def _required_text(response: dict[str, Any], key: str, operation: str) -> str:
     if not value:
         raise _unexpected(operation, f"{key} is missing")
     return value
+
+
+@sensitive_variables("response", "result")
+def read_auth_step(response: Any, operation: str) -> AuthStep:
+    """Read a sign-in step (``InitiateAuth``, ``RespondToAuthChallenge``) from Cognito's answer;
+    raise CognitoConfigurationError for an answer of the wrong shape."""
+    response = _answer(response, operation)
+    parameters = response.get("ChallengeParameters") or {}
+    if not isinstance(parameters, dict):
+        raise _unexpected(operation, "ChallengeParameters is not an object")
+    result = response.get("AuthenticationResult")
+    if result is not None:
+        if not isinstance(result, dict):
+            raise _unexpected(operation, "AuthenticationResult is not an object")
+        _text(result, "AccessToken", operation)
+    return AuthStep(
+        challenge_name=_text(response, "ChallengeName", operation),
+        session=_text(response, "Session", operation),
+        challenge_parameters=dict(parameters),
+        authentication_result=result,
+    )
 
 
 def _unmapped_error(error: botocore.exceptions.ClientError) -> type[exc.CognitoMFAError]:
@@ -553,62 +514,22 @@ class CognitoClient:
                 Session=session,
                 ChallengeResponses=responses,
             )
-        return self._auth_step(response, "RespondToAuthChallenge")
+        return read_auth_step(response, "RespondToAuthChallenge")
 
-    @staticmethod
-    @sensitive_variables("response", "result")
-    def _auth_step(response: Any, operation: str) -> AuthStep:
-        response = _answer(response, operation)
-        parameters = response.get("ChallengeParameters") or {}
-        if not isinstance(parameters, dict):
-            raise _unexpected(operation, "ChallengeParameters is not an object")
-        result = response.get("AuthenticationResult")
-        if result is not None:
-            if not isinstance(result, dict):
-                raise _unexpected(operation, "AuthenticationResult is not an object")
-            _text(result, "AccessToken", operation)
-        return AuthStep(
-            challenge_name=_text(response, "ChallengeName", operation),
-            session=_text(response, "Session", operation),
-            challenge_parameters=dict(parameters),
-            authentication_result=result,
-        )
+    # --- calls the app has no method for ----------------------------------------------------
+    @sensitive_variables("params", "response")
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Make the Cognito call ``operation`` (its name in the API reference, e.g.
+        ``"InitiateAuth"``) with boto3's ``params``, and return the answer.
 
-    @sensitive_variables("password", "client_secret", "parameters", "response")
-    def initiate_password_auth(self, *, username: str, password: str, client_id: str) -> AuthStep:
-        """Sign in with ``USER_PASSWORD_AUTH`` (the example site and tests use this)."""
-        parameters = {"USERNAME": username, "PASSWORD": password}
-        client_secret = app_settings.APP_CLIENT_SECRET
-        if client_secret:
-            parameters["SECRET_HASH"] = secret_hash(username, client_id, client_secret)
-        with self._mapped_errors("InitiateAuth"):
-            response = self.client.initiate_auth(
-                ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH", AuthParameters=parameters
-            )
-        return self._auth_step(response, "InitiateAuth")
-
-    @sensitive_variables("session", "client_secret", "responses", "response")
-    def respond_to_challenge(
-        self,
-        *,
-        client_id: str,
-        challenge_name: str,
-        session: str,
-        responses: dict[str, str],
-    ) -> AuthStep:
-        """Answer any sign-in challenge (``NEW_PASSWORD_REQUIRED``, ``SOFTWARE_TOKEN_MFA``)."""
-        responses = dict(responses)
-        client_secret = app_settings.APP_CLIENT_SECRET
-        if client_secret and "USERNAME" in responses:
-            responses["SECRET_HASH"] = secret_hash(responses["USERNAME"], client_id, client_secret)
-        with self._mapped_errors("RespondToAuthChallenge"):
-            response = self.client.respond_to_auth_challenge(
-                ClientId=client_id,
-                ChallengeName=challenge_name,
-                Session=session,
-                ChallengeResponses=responses,
-            )
-        return self._auth_step(response, "RespondToAuthChallenge")
+        For a site's own calls through the app's one client (the example project signs users
+        in with it): charged to the site's call budget and error-mapped like every method
+        here. Raise CognitoConfigurationError if the answer is not a JSON object.
+        """
+        method = getattr(self.client, botocore.xform_name(operation))
+        with self._mapped_errors(operation):
+            response = method(**params)
+        return _answer(response, operation)
 
     # --- IAM-authorised operations -----------------------------------------------------------
     def admin_get_user(self, *, username: str) -> MFAState:
@@ -651,9 +572,6 @@ def cli_skeleton(operation: str, kind: str) -> dict[str, Any]:
     Built from botocore's service model by the CLI's rule: ``input`` leaves every member
     empty (member order as in the model); ``output`` fills each member with its own name.
     """
-    import botocore.session
-    import botocore.utils
-
     model = botocore.session.get_session().get_service_model("cognito-idp")
     operation_model = model.operation_model(operation)
     shape = operation_model.input_shape if kind == "input" else operation_model.output_shape
@@ -668,16 +586,21 @@ _client: CognitoClient | None = None
 
 
 def get_client() -> CognitoClient:
-    """Return the process-wide client, building it on first use (clients are thread-safe)."""
+    """Return the process-wide client, built on first use by ``COGNITO_MFA_CLIENT_FACTORY``
+    (botocore clients are thread-safe once made); :func:`reset_client` drops it."""
     global _client
     client = _client
     if client is None:
         with _lock:
             client = _client
             if client is None:
-                from .adapter import get_adapter
-
-                client = _client = CognitoClient(get_adapter().build_boto3_client())
+                factory = import_string(app_settings.CLIENT_FACTORY)
+                boto3_client = factory()
+                # Whichever factory built it: no single-use call is retried, and the SDK's
+                # loggers (which exist once a client does) are filtered.
+                limit_retries(boto3_client)
+                install_log_redaction()
+                client = _client = CognitoClient(boto3_client)
     return client
 
 

@@ -13,6 +13,15 @@ from django.conf import settings
 
 PREFIX = "COGNITO_MFA_"
 
+# Calls per second per Cognito quota category (cognito_mfa.budget): safely under Cognito's
+# quotas (25, 120, 120 per second), leaving the rest of the account's quota to other
+# applications and to botocore's retries of safe calls.
+DEFAULT_CALL_BUDGET_RATES: dict[str, float | None] = {
+    "UserResourceUpdate": 20.0,
+    "UserRead": 100.0,
+    "UserAuthentication": 100.0,
+}
+
 
 def _get(name: str, default: Any = None) -> Any:
     return getattr(settings, PREFIX + name, default)
@@ -66,6 +75,11 @@ class AppSettings:
     def JWKS_URL(self) -> str:
         """Where the pool's signing keys are fetched from."""
         return _get("JWKS_URL") or f"{self.ISSUER_URL}/.well-known/jwks.json"
+
+    @property
+    def JWKS_FETCHER(self) -> str:
+        """Dotted path of the callable that fetches the JWKS document: ``fetch(url) -> dict``."""
+        return _get("JWKS_FETCHER", "cognito_mfa.tokens.fetch_jwks_over_http")
 
     @property
     def JWKS_CACHE_TTL(self) -> timedelta:
@@ -166,6 +180,11 @@ class AppSettings:
 
     # --- the AWS client -------------------------------------------------------------------
     @property
+    def CLIENT_FACTORY(self) -> str:
+        """Dotted path of the callable that builds the ``cognito-idp`` client: ``build()``."""
+        return _get("CLIENT_FACTORY", "cognito_mfa.cognito.build_boto3_client")
+
+    @property
     def CONNECT_TIMEOUT(self) -> float:
         """Seconds to open a connection to Cognito."""
         return float(_get("CONNECT_TIMEOUT", 2.0))
@@ -194,9 +213,7 @@ class AppSettings:
     @property
     def CALL_BUDGET_RATES(self) -> dict[str, float | None]:
         """Calls per second the site may make, per Cognito quota category; None: unbudgeted."""
-        from .budget import DEFAULT_RATES
-
-        return {**DEFAULT_RATES, **(_get("CALL_BUDGET_RATES") or {})}
+        return {**DEFAULT_CALL_BUDGET_RATES, **(_get("CALL_BUDGET_RATES") or {})}
 
     @property
     def CALL_BUDGET_RESERVE(self) -> float:

@@ -1,18 +1,140 @@
-"""The error hierarchy of cognito_mfa.
+"""The error hierarchy of cognito_mfa, and the one table of its words.
 
-Every error has a stable ``code`` (public API, see the error table of docs/api.md) and the HTTP
-status the REST API answers with. The same code travels into API responses, signals, audit
-rows and admin messages. The ``detail`` texts are translated lazily (in the language of the
-request that sees them); the ``code`` never is. Apart from the lazy ``gettext``, which needs
-no configured settings, this module imports nothing from Django or DRF, so flows, commands and
+Every error has a stable ``code`` (public API, see the error table of docs/api.md) and, on its
+class, the HTTP status the REST API answers with. The same code travels into API responses,
+signals, audit rows and admin messages. :data:`ERROR_TEXTS` holds, per code, what each reader
+is told: the user (the API's ``detail``), the help desk (the admin's message) and the API's
+documentation (when the code is answered; the OpenAPI schema reads it with the statuses). A
+class that shares a code but names a narrower cause (``CredentialRejected`` for
+``token_invalid``) states its own ``detail`` beside that cause.
+
+The texts for people are translated lazily (in the language of the request that sees them);
+the ``code`` never is, nor the documentation's words. Apart from ``gettext``, which needs no
+configured settings, this module imports nothing from Django or DRF, so flows, commands and
 the Cognito boundary can raise these errors anywhere.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class ErrorTexts:
+    """The words of one error code."""
+
+    detail: Any
+    """What the user reads: the API's ``detail`` (lazily translated)."""
+    when: str | None
+    """When the API answers the code, for its documentation; None: never an API answer."""
+    help_desk: Any = None
+    """What the admin tells the help desk; None: the generic message naming the code."""
+
+
+ERROR_TEXTS: dict[str, ErrorTexts] = {
+    "error": ErrorTexts(_("The request could not be completed."), None),
+    "invalid": ErrorTexts(
+        _("The request body is not valid."),
+        "The body is malformed (field errors under `fields`).",
+        _("The request was not valid."),
+    ),
+    "invalid_code": ErrorTexts(
+        _("The code was not accepted. Check the authenticator app and try again."),
+        "Cognito rejected the code; `attempts_remaining` says how many tries are left.",
+        _("The code was not accepted."),
+    ),
+    "not_authenticated": ErrorTexts(
+        _("A Cognito access token is required."), "No access token was sent."
+    ),
+    "token_invalid": ErrorTexts(
+        _("The access token is not valid."),
+        "The access token (or the sign-in Session) is not valid.",
+        _("Cognito no longer accepts the stored sign-in of this user."),
+    ),
+    "account_unavailable": ErrorTexts(
+        _("This sign-in has no usable account on this site."),
+        "The token is valid, but its Cognito user has no usable account on this site "
+        "(deactivated, or none may be bound).",
+    ),
+    "reauthentication_required": ErrorTexts(
+        _("Sign in again to change your authenticator."),
+        "The sign-in (`auth_time`) is older than COGNITO_MFA_REAUTH_MAX_AGE: sign in again.",
+    ),
+    "not_found": ErrorTexts(
+        _("Not found."),
+        "Unknown id, another user's id (same answer), or no such Cognito user.",
+        _("The Cognito user does not exist."),
+    ),
+    "method_not_allowed": ErrorTexts(
+        _("This method is not allowed here."), "The endpoint does not take this HTTP method."
+    ),
+    "not_acceptable": ErrorTexts(
+        _("Only application/json can be answered."), "The `Accept` header excludes JSON."
+    ),
+    "enrollment_locked": ErrorTexts(
+        _("Too many wrong codes. Start a new enrollment."),
+        "Too many wrong codes: start a new enrollment.",
+        _("Too many wrong codes: the enrollment is locked."),
+    ),
+    "enrollment_not_pending": ErrorTexts(
+        _("This enrollment is no longer pending."),
+        "Already verified or cancelled, or a verify is running.",
+        _("The enrollment is no longer pending."),
+    ),
+    "enrollment_expired": ErrorTexts(
+        _("This enrollment has expired. Start a new one."),
+        "Past `expires_at`, or Cognito no longer accepts its credential.",
+        _("The enrollment has expired: the user has to start a new one."),
+    ),
+    "request_too_large": ErrorTexts(
+        _("The request body is too large."),
+        "The body is larger than the site's DATA_UPLOAD_MAX_MEMORY_SIZE; nothing changed.",
+    ),
+    "unsupported_media_type": ErrorTexts(
+        _("Send the body as application/json."), "The body is not `application/json`."
+    ),
+    "throttled": ErrorTexts(
+        _("Too many attempts. Try again later."),
+        "Rate limit or wrong-code back-off; see the `Retry-After` header. With "
+        "`reset_required: true` (COGNITO_MFA_FAILURE_HARD_LIMIT reached) waiting does not "
+        "help: only the help desk's reset does.",
+        _("Too many attempts for this user. Try again later."),
+    ),
+    "cognito_error": ErrorTexts(
+        _("The MFA service refused the request. The site operator has been notified."),
+        "Cognito refused for a configuration reason (logged).",
+        _("Cognito refused the request; see the server log for the reason."),
+    ),
+    "cognito_unavailable": ErrorTexts(
+        _("The MFA service is unavailable. Nothing was changed; try again shortly."),
+        "Cognito is down, timing out or throttling; nothing changed. See `Retry-After`.",
+        _("Cognito is unavailable. Nothing was changed; try again shortly."),
+    ),
+}
+
+
+def help_desk_message(code: str) -> str:
+    """Return what the admin tells the help desk about error ``code``, in the active language
+    (a code without words of its own is named in a generic message)."""
+    message = ERROR_TEXTS.get(code, ERROR_TEXTS["error"]).help_desk
+    if message is None:
+        return gettext("The request failed (%(code)s).") % {"code": code}
+    return str(message)
+
+
+def error_status(code: str) -> int:
+    """Return the HTTP status the API answers error ``code`` with (from its classes)."""
+    pending = [CognitoMFAError]
+    while pending:
+        error_class = pending.pop()
+        if error_class.code == code:
+            return error_class.status
+        pending.extend(error_class.__subclasses__())
+    raise KeyError(code)
 
 
 class CognitoMFAError(Exception):
@@ -20,7 +142,18 @@ class CognitoMFAError(Exception):
 
     code = "error"
     status = 500
-    default_detail: Any = _("The request could not be completed.")
+    default_detail: Any = ERROR_TEXTS["error"].detail
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class that names a code takes the code's words, unless it says more of its own; one
+        # that only narrows its parent (CallBudgetExhausted) keeps the parent's.
+        if (
+            "code" in cls.__dict__
+            and "default_detail" not in cls.__dict__
+            and cls.code in ERROR_TEXTS
+        ):
+            cls.default_detail = ERROR_TEXTS[cls.code].detail
 
     def __init__(self, detail: Any = None, **extra: Any) -> None:
         # ``detail`` may be a lazy translation: it is rendered when the answer is built.
@@ -40,13 +173,11 @@ class CognitoMFAError(Exception):
 class InvalidInput(CognitoMFAError):
     code = "invalid"
     status = 400
-    default_detail = _("The request body is not valid.")
 
 
 class InvalidCode(CognitoMFAError):
     code = "invalid_code"
     status = 400
-    default_detail = _("The code was not accepted. Check the authenticator app and try again.")
 
     def __init__(self, detail: Any = None, *, attempts_remaining: int | None = None) -> None:
         super().__init__(detail, attempts_remaining=attempts_remaining)
@@ -59,13 +190,11 @@ class InvalidCode(CognitoMFAError):
 class NotAuthenticated(CognitoMFAError):
     code = "not_authenticated"
     status = 401
-    default_detail = _("A Cognito access token is required.")
 
 
 class TokenInvalid(CognitoMFAError):
     code = "token_invalid"
     status = 401
-    default_detail = _("The access token is not valid.")
 
 
 class AccountUnavailable(CognitoMFAError):
@@ -74,37 +203,31 @@ class AccountUnavailable(CognitoMFAError):
 
     code = "account_unavailable"
     status = 401
-    default_detail = _("This sign-in has no usable account on this site.")
 
 
 class ReauthenticationRequired(CognitoMFAError):
     code = "reauthentication_required"
     status = 401
-    default_detail = _("Sign in again to change your authenticator.")
 
 
 class NotFound(CognitoMFAError):
     code = "not_found"
     status = 404
-    default_detail = _("Not found.")
 
 
 class EnrollmentLocked(CognitoMFAError):
     code = "enrollment_locked"
     status = 409
-    default_detail = _("Too many wrong codes. Start a new enrollment.")
 
 
 class EnrollmentNotPending(CognitoMFAError):
     code = "enrollment_not_pending"
     status = 409
-    default_detail = _("This enrollment is no longer pending.")
 
 
 class EnrollmentExpired(CognitoMFAError):
     code = "enrollment_expired"
     status = 410
-    default_detail = _("This enrollment has expired. Start a new one.")
 
 
 class RequestTooLarge(CognitoMFAError):
@@ -112,13 +235,11 @@ class RequestTooLarge(CognitoMFAError):
 
     code = "request_too_large"
     status = 413
-    default_detail = _("The request body is too large.")
 
 
 class Throttled(CognitoMFAError):
     code = "throttled"
     status = 429
-    default_detail = _("Too many attempts. Try again later.")
 
     def __init__(
         self, detail: Any = None, *, retry_after: int = 1, reset_required: bool = False
@@ -142,7 +263,6 @@ class CallBudgetExhausted(Throttled):
 class CognitoUnavailable(CognitoMFAError):
     code = "cognito_unavailable"
     status = 503
-    default_detail = _("The MFA service is unavailable. Nothing was changed; try again shortly.")
 
     def __init__(self, detail: Any = None, *, retry_after: int = 5) -> None:
         super().__init__(detail)
@@ -154,7 +274,6 @@ class CognitoConfigurationError(CognitoMFAError):
 
     code = "cognito_error"
     status = 502
-    default_detail = _("The MFA service refused the request. The site operator has been notified.")
 
 
 class CredentialRejected(CognitoMFAError):
@@ -182,3 +301,24 @@ class CognitoUserNotFound(CognitoMFAError):
     code = "not_found"
     status = 404
     default_detail = _("The Cognito user does not exist.")
+
+
+class MethodNotAllowed(CognitoMFAError):
+    """DRF's 405, answered with the app's code and words (DRF's quote the method back)."""
+
+    code = "method_not_allowed"
+    status = 405
+
+
+class NotAcceptable(CognitoMFAError):
+    """DRF's 406: the ``Accept`` header excludes JSON."""
+
+    code = "not_acceptable"
+    status = 406
+
+
+class UnsupportedMediaType(CognitoMFAError):
+    """DRF's 415 (DRF's words would quote the content type back)."""
+
+    code = "unsupported_media_type"
+    status = 415

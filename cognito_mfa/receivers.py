@@ -15,13 +15,18 @@ _CLIENT_SETTINGS = {
     "COGNITO_MFA_CONNECT_TIMEOUT",
     "COGNITO_MFA_READ_TIMEOUT",
     "COGNITO_MFA_MAX_RETRY_ATTEMPTS",
-    "COGNITO_MFA_ADAPTER",
+    "COGNITO_MFA_CLIENT_FACTORY",
 }
 # Settings the process's call budget was built from (rates and reserve are read per call).
 _BUDGET_SETTINGS = {"COGNITO_MFA_CALL_BUDGET_CACHE", "COGNITO_MFA_THROTTLE_CACHE", "CACHES"}
 # Remembered tokens (tokens.ValidatedTokens) need no entry here: each is checked against the
 # current key set, issuer, client ids and leeway whenever it is used.
-_JWKS_SETTINGS = {"COGNITO_MFA_JWKS_URL", "COGNITO_MFA_REGION", "COGNITO_MFA_USER_POOL_ID"}
+_JWKS_SETTINGS = {
+    "COGNITO_MFA_JWKS_URL",
+    "COGNITO_MFA_JWKS_FETCHER",
+    "COGNITO_MFA_REGION",
+    "COGNITO_MFA_USER_POOL_ID",
+}
 
 
 def reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
@@ -30,5 +35,5 @@ def reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
         reset_client()
     if setting in _BUDGET_SETTINGS:
         reset_budget()
-    if setting in _JWKS_SETTINGS or setting == "COGNITO_MFA_ADAPTER":
+    if setting in _JWKS_SETTINGS:
         jwks_cache.clear()

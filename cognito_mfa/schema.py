@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from . import exceptions as exc
+from .serializers import ErrorSerializer
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 try:
@@ -27,46 +30,12 @@ else:
 
 TAG = "cognito-mfa"
 
-# Every error code the API answers with: HTTP status, and when (public API, see docs/api.md).
+# Every error code the API answers with: its HTTP status (on the exception classes) and when
+# it is answered (the error table's words for the docs). Public API, see docs/api.md.
 ERRORS: dict[str, tuple[int, str]] = {
-    "invalid": (400, "The body is malformed (field errors under `fields`)."),
-    "invalid_code": (
-        400,
-        "Cognito rejected the code; `attempts_remaining` says how many tries are left.",
-    ),
-    "not_authenticated": (401, "No access token was sent."),
-    "token_invalid": (401, "The access token (or the sign-in Session) is not valid."),
-    "account_unavailable": (
-        401,
-        "The token is valid, but its Cognito user has no usable account on this site "
-        "(deactivated, or none may be bound).",
-    ),
-    "reauthentication_required": (
-        401,
-        "The sign-in (`auth_time`) is older than COGNITO_MFA_REAUTH_MAX_AGE: sign in again.",
-    ),
-    "not_found": (404, "Unknown id, another user's id (same answer), or no such Cognito user."),
-    "method_not_allowed": (405, "The endpoint does not take this HTTP method."),
-    "not_acceptable": (406, "The `Accept` header excludes JSON."),
-    "enrollment_locked": (409, "Too many wrong codes: start a new enrollment."),
-    "enrollment_not_pending": (409, "Already verified or cancelled, or a verify is running."),
-    "enrollment_expired": (410, "Past `expires_at`, or Cognito no longer accepts its credential."),
-    "request_too_large": (
-        413,
-        "The body is larger than the site's DATA_UPLOAD_MAX_MEMORY_SIZE; nothing changed.",
-    ),
-    "unsupported_media_type": (415, "The body is not `application/json`."),
-    "throttled": (
-        429,
-        "Rate limit or wrong-code back-off; see the `Retry-After` header. With "
-        "`reset_required: true` (COGNITO_MFA_FAILURE_HARD_LIMIT reached) waiting does not "
-        "help: only the help desk's reset does.",
-    ),
-    "cognito_error": (502, "Cognito refused for a configuration reason (logged)."),
-    "cognito_unavailable": (
-        503,
-        "Cognito is down, timing out or throttling; nothing changed. See `Retry-After`.",
-    ),
+    code: (exc.error_status(code), texts.when)
+    for code, texts in exc.ERROR_TEXTS.items()
+    if texts.when is not None
 }
 
 # What any bearer-authenticated operation can answer, whatever it does.
@@ -80,8 +49,6 @@ AUTHENTICATED = (
 
 def error_responses(*codes: str) -> dict[int, Any]:
     """Return ``{status: OpenApiResponse}`` for ``codes``, one entry per status."""
-    from .serializers import ErrorSerializer
-
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys(codes):
         status, _ = ERRORS[code]

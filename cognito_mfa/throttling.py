@@ -9,8 +9,9 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+from .adapter import client_address
 
 DEFAULT_RATES: dict[str, str | None] = {
     "start": "20/hour",
@@ -25,29 +26,6 @@ DEFAULT_RATES: dict[str, str | None] = {
 # Address throttles count an IPv6 client by its /64: one host usually holds a whole /64, so
 # counting single addresses would give it 2**64 buckets.
 IPV6_PREFIX = 64
-
-
-def client_address(meta: Any) -> str | None:
-    """Return the client's address from a request's ``META``, trusting proxies per DRF.
-
-    With ``REST_FRAMEWORK["NUM_PROXIES"] = n`` the n-th address from the right of
-    ``X-Forwarded-For`` is the client (what the closest trusted proxy saw); without it only
-    ``REMOTE_ADDR`` counts. DRF's own default would key on the whole ``X-Forwarded-For``
-    header, which any client can rewrite to get a fresh bucket on every request.
-    """
-    remote_addr = meta.get("REMOTE_ADDR") or None
-    num_proxies = api_settings.NUM_PROXIES
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
-    if not num_proxies or not forwarded:
-        return remote_addr
-    addresses = [part.strip() for part in forwarded.split(",")]
-    candidate = addresses[-min(int(num_proxies), len(addresses))]
-    try:
-        # A short header means the leftmost entry is the client's own text: keep it only if
-        # it is an address at all (audit rows store it in an address column).
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote_addr
 
 
 def throttle_address(address: str | None) -> str:

@@ -10,12 +10,14 @@ import json
 import re
 import threading
 import time
+import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
 from . import exceptions as exc
@@ -40,8 +42,9 @@ class AccessToken:
 
 
 class JWKSCache:
-    """Signing keys of one JWKS URL: fetched once, refetched on an unknown ``kid`` at most
-    every ``COGNITO_MFA_JWKS_MIN_REFETCH_INTERVAL``, and when older than the cache TTL."""
+    """Signing keys of one JWKS URL, fetched by ``COGNITO_MFA_JWKS_FETCHER``: once, again on
+    an unknown ``kid`` at most every ``COGNITO_MFA_JWKS_MIN_REFETCH_INTERVAL``, and when older
+    than the cache TTL."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -99,11 +102,12 @@ class JWKSCache:
         return not self._keys or age > app_settings.JWKS_CACHE_TTL.total_seconds()
 
     def _refresh(self, url: str) -> None:
-        from .adapter import get_adapter
-
+        # Outside the ``try``: a fetcher that does not import is the operator's error (system
+        # check cognito_mfa.E013), not an unavailable pool.
+        fetch = import_string(app_settings.JWKS_FETCHER)
         self._last_attempt = time.monotonic()
         try:
-            document = get_adapter().fetch_jwks(url)
+            document = fetch(url)
             keys = {
                 item["kid"]: jwt.PyJWK(item)
                 for item in document.get("keys", [])
@@ -285,9 +289,13 @@ def _validate_in_full(raw: str) -> AccessToken:
 
 
 def fetch_jwks_over_http(url: str, timeout: float = 3.0) -> dict[str, Any]:
-    """Fetch a JWKS document (https, or http for a local endpoint such as moto)."""
-    import urllib.request
+    """Fetch a JWKS document (https, or http for a local endpoint such as moto): the default
+    ``COGNITO_MFA_JWKS_FETCHER``.
 
+    A fetcher of a site's own (an outbound proxy, keys shipped with the site) takes the URL
+    and returns the parsed document; any exception it raises counts as the endpoint being
+    down (the keys already held are kept, or the request gets ``cognito_unavailable``).
+    """
     if not url.startswith(("https://", "http://")):
         raise ValueError("JWKS URL must be http(s)")
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310

@@ -60,15 +60,12 @@ def _error_response(error: exc.CognitoMFAError) -> Response:
     return response
 
 
-# DRF's protocol errors (405, 406, 415) with the codes of the error table. The detail is ours:
-# DRF's quotes the client's method or content type back.
-PROTOCOL_ERRORS: dict[type[drf_exceptions.APIException], tuple[str, Any]] = {
-    drf_exceptions.MethodNotAllowed: ("method_not_allowed", _("This method is not allowed here.")),
-    drf_exceptions.NotAcceptable: ("not_acceptable", _("Only application/json can be answered.")),
-    drf_exceptions.UnsupportedMediaType: (
-        "unsupported_media_type",
-        _("Send the body as application/json."),
-    ),
+# DRF's protocol errors (405, 406, 415) as the app's errors: their codes and words are the
+# error table's. DRF's own detail quotes the client's method or content type back.
+PROTOCOL_ERRORS: dict[type[drf_exceptions.APIException], type[exc.CognitoMFAError]] = {
+    drf_exceptions.MethodNotAllowed: exc.MethodNotAllowed,
+    drf_exceptions.NotAcceptable: exc.NotAcceptable,
+    drf_exceptions.UnsupportedMediaType: exc.UnsupportedMediaType,
 }
 
 
@@ -104,11 +101,9 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
         return _error_response(exc.Throttled(retry_after=int(wait) + 1))
     if isinstance(error, Http404 | drf_exceptions.NotFound):
         return _error_response(exc.NotFound())
-    for kind, (protocol_code, detail) in PROTOCOL_ERRORS.items():
+    for kind, ours in PROTOCOL_ERRORS.items():
         if isinstance(error, kind):
-            return Response(
-                {"code": protocol_code, "detail": str(detail)}, status=error.status_code
-            )
+            return _error_response(ours())
     if isinstance(error, drf_exceptions.APIException):
         code = error.get_codes()
         return Response(

@@ -21,6 +21,8 @@ from cognito_mfa import exceptions as exc
 from cognito_mfa.cognito import AuthStep, get_client, parse_mfas_can_setup
 from cognito_mfa.conf import app_settings
 
+from . import sign_in as cognito_sign_in
+
 MAX_FIELD_LENGTH = 256
 # Challenges the page can answer; anything else (SMS, e-mail OTP) is outside this demo.
 SUPPORTED_CHALLENGES = ("NEW_PASSWORD_REQUIRED", "MFA_SETUP", "SOFTWARE_TOKEN_MFA")
@@ -124,7 +126,7 @@ def sign_in(request: HttpRequest) -> JsonResponse:
     except BadRequest as error:
         return _error("invalid", "The request body is not valid.", 400, fields=error.fields)
     try:
-        step = get_client().initiate_password_auth(
+        step = cognito_sign_in.initiate_password_auth(
             username=body["username"], password=body["password"], client_id=_client_id()
         )
     except (exc.CredentialRejected, exc.CognitoUserNotFound):
@@ -156,14 +158,13 @@ def respond(request: HttpRequest) -> JsonResponse:
             raise BadRequest({"challenge_name": ["This challenge is not supported here."]})
     except BadRequest as error:
         return _error("invalid", "The request body is not valid.", 400, fields=error.fields)
-    client = get_client()
     try:
         if name == "MFA_SETUP":
-            step = client.respond_to_mfa_setup(
+            step = get_client().respond_to_mfa_setup(
                 username=body["username"], session=body["session"], client_id=_client_id()
             )
         else:
-            step = client.respond_to_challenge(
+            step = cognito_sign_in.respond_to_challenge(
                 client_id=_client_id(),
                 challenge_name=name,
                 session=body["session"],

@@ -17,7 +17,7 @@ from cognito_mfa import signals
 from cognito_mfa.budget import reset_budget
 from cognito_mfa.cognito import reset_client
 from cognito_mfa.tokens import jwks_cache, validated_tokens
-from tests.support import SIGNAL_NAMES, Pool, TestAdapter, create_pool, moto_server_client
+from tests.support import SIGNAL_NAMES, Pool, TestJWKS, create_pool, moto_server_client
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -99,13 +99,13 @@ def _aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_budget()
     jwks_cache.clear()
     validated_tokens.clear()
-    TestAdapter.jwks_override = None
+    TestJWKS.override = None
     yield
     reset_client()
     reset_budget()
     jwks_cache.clear()
     validated_tokens.clear()
-    TestAdapter.jwks_override = None
+    TestJWKS.override = None
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ COGNITO_MFA_JWKS_URL = None
 COGNITO_MFA_ENCRYPTION_KEYS = ["Vb4nU5h2q3sWm8yC0dF6gJ9kL1pR7tX2zA4bE6hN8qM="]
 COGNITO_MFA_TOTP_ISSUER = "Example Site"
 COGNITO_MFA_ADAPTER = "tests.support.TestAdapter"
+COGNITO_MFA_JWKS_FETCHER = "tests.support.fetch_test_jwks"
 # Throttles are exercised by their own tests; elsewhere they would only add noise.
 COGNITO_MFA_THROTTLE_RATES = {
     "start": None,

@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from django.db import connections
 from django.dispatch import Signal
+from moto.utilities.utils import load_resource
 
 from cognito_mfa import signals
 from cognito_mfa.adapter import DefaultAdapter
+from cognito_mfa.tokens import fetch_jwks_over_http
 
 MOTO_SECRET = "asdfasdfasdf"  # moto gives every user this TOTP secret
 PASSWORD = "Correct-Horse-9-battery"
@@ -28,19 +30,27 @@ SIGNAL_NAMES = tuple(name for name, value in vars(signals).items() if isinstance
 
 
 class TestAdapter(DefaultAdapter):
-    """Serve moto's bundled signing keys to in-process tests (mock_aws does not intercept
-    urllib); real HTTP when the JWKS URL points at a server."""
+    """The suite's adapter (``COGNITO_MFA_ADAPTER``): the default policy, for tests to patch
+    and subclass."""
 
-    jwks_override: dict[str, Any] | None = None
 
-    def fetch_jwks(self, url: str) -> dict[str, Any]:
-        if TestAdapter.jwks_override is not None:
-            return TestAdapter.jwks_override
-        if url.startswith("http://127.0.0.1") or url.startswith("http://localhost"):
-            return super().fetch_jwks(url)
-        from moto.utilities.utils import load_resource
+class TestJWKS:
+    """The suite's signing keys (``COGNITO_MFA_JWKS_FETCHER = "tests.support.fetch_test_jwks"``).
 
-        return load_resource("cognitoidp/resources/jwks-public.json")
+    ``override``, when set, is served whatever the URL; else moto's bundled keys for
+    in-process tests (mock_aws does not intercept urllib), and real HTTP when the JWKS URL
+    points at a local server.
+    """
+
+    override: dict[str, Any] | None = None
+
+
+def fetch_test_jwks(url: str) -> dict[str, Any]:
+    if TestJWKS.override is not None:
+        return TestJWKS.override
+    if url.startswith("http://127.0.0.1") or url.startswith("http://localhost"):
+        return fetch_jwks_over_http(url)
+    return load_resource("cognitoidp/resources/jwks-public.json")
 
 
 def totp_code(secret: str = MOTO_SECRET, at: float | None = None) -> str:

@@ -190,15 +190,14 @@ CALLS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("get_user", "GetUser", {"access_token": "t"}, {}),
     ("respond_to_mfa_setup", "RespondToAuthChallenge", {"username": "u", "session": "s"}, {}),
     (
-        "initiate_password_auth",
+        "call",  # a site's own call (the example project's sign-in)
         "InitiateAuth",
-        {"username": "u", "password": "p", "client_id": "c"},
-        {},
-    ),
-    (
-        "respond_to_challenge",
-        "RespondToAuthChallenge",
-        {"client_id": "c", "challenge_name": "X", "session": "s", "responses": {}},
+        {
+            "operation": "InitiateAuth",
+            "ClientId": "c",
+            "AuthFlow": "USER_PASSWORD_AUTH",
+            "AuthParameters": {},
+        },
         {},
     ),
     ("admin_get_user", "AdminGetUser", {"username": "u"}, {}),

@@ -100,6 +100,24 @@ def test_e007_adapter_cannot_be_imported(settings: Any) -> None:
     assert "nowhere.to.be.Found" in messages[0].msg
 
 
+@pytest.mark.parametrize(
+    "value", ["nowhere.to.be.found", "cognito_mfa.cognito.ERROR_MAP", None, "nodots"]
+)
+def test_e012_client_factory_cannot_be_imported_or_called(settings: Any, value: Any) -> None:
+    settings.COGNITO_MFA_CLIENT_FACTORY = value
+    messages = run_checks()
+    assert ids(messages) == ["cognito_mfa.E012"]
+    assert "build_boto3_client" in (messages[0].hint or "")
+
+
+@pytest.mark.parametrize("value", ["nowhere.to.be.found", "cognito_mfa.tokens.ALLOWED_ALGORITHMS"])
+def test_e013_jwks_fetcher_cannot_be_imported_or_called(settings: Any, value: Any) -> None:
+    settings.COGNITO_MFA_JWKS_FETCHER = value
+    messages = run_checks()
+    assert ids(messages) == ["cognito_mfa.E013"]
+    assert repr(value) in messages[0].msg
+
+
 def test_w001_jwks_over_plain_http(settings: Any) -> None:
     settings.COGNITO_MFA_JWKS_URL = "http://keys.example.test/jwks.json"
     assert ids(check_jwks_url()) == ["cognito_mfa.W001"]

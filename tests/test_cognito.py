@@ -10,20 +10,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import boto3
+import botocore.config
 import botocore.exceptions
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from rest_framework.test import APIClient
 
-from cognito_mfa import cognito
+from cognito_mfa import cognito, redaction
 from cognito_mfa import exceptions as exc
 from cognito_mfa.models import AuditEvent, Enrollment
+from cognito_mfa.redaction import RedactingFilter
 from tests.conftest import fresh_code
 
 BASE = "/api/mfa/"
@@ -446,6 +450,50 @@ def test_client_is_built_once_per_process() -> None:
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
 
 
+BUILT_BY_FACTORY: list[Any] = []
+
+
+def plain_boto3_client() -> Any:
+    """A site's own ``COGNITO_MFA_CLIENT_FACTORY``: a bare client, no rules of the app's."""
+    client = boto3.session.Session().client(
+        "cognito-idp",
+        region_name="us-east-1",
+        config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3}),
+    )
+    BUILT_BY_FACTORY.append(client)
+    return client
+
+
+def test_the_client_factory_setting_builds_the_client_and_the_app_guards_it(
+    settings: Any,
+) -> None:
+    BUILT_BY_FACTORY.clear()
+    settings.COGNITO_MFA_CLIENT_FACTORY = f"{__name__}.plain_boto3_client"
+    client = cognito.get_client()
+    assert cognito.get_client() is client
+    assert [client.client] == BUILT_BY_FACTORY  # built once, by the site's factory
+    # Whichever factory built it, botocore's request logs are redacted ...
+    assert any(isinstance(f, RedactingFilter) for f in logging.getLogger("botocore").filters)
+    # ... and a verify that may have reached Cognito is not sent again.
+    sends: list[str] = []
+
+    def time_out(request: Any, **_: Any) -> None:
+        sends.append(request.url)
+        raise botocore.exceptions.ReadTimeoutError(endpoint_url=request.url)
+
+    client.client.meta.events.register_first("before-send.cognito-idp", time_out)
+    with pytest.raises(exc.CognitoUnavailable):
+        client.verify_software_token(access_token="token", user_code=CODE)
+    assert len(sends) == 1
+
+
+def test_a_new_client_factory_drops_the_cached_client(settings: Any) -> None:
+    default = cognito.get_client()
+    settings.COGNITO_MFA_CLIENT_FACTORY = f"{__name__}.plain_boto3_client"
+    assert cognito.get_client() is not default
+    assert cognito.get_client().client is BUILT_BY_FACTORY[-1]
+
+
 # --- units ---------------------------------------------------------------------------------------
 
 
@@ -493,11 +541,11 @@ def test_error_map_codes_and_statuses() -> None:
 )
 def test_redact_masks_sensitive_values(text: str) -> None:
     if "eyJ" in text:
-        cleaned = cognito.redact(text)
+        cleaned = redaction.redact(text)
         assert "eyJ" not in cleaned
         assert "c2lnbmF0dXJl" not in cleaned
         return
-    cleaned = cognito.redact(text)
+    cleaned = redaction.redact(text)
     assert "opaque-value-1" not in cleaned
     assert "123456" not in cleaned
     assert "***" in cleaned
@@ -505,7 +553,7 @@ def test_redact_masks_sensitive_values(text: str) -> None:
 
 def test_redact_keeps_harmless_text() -> None:
     text = "Making request for OperationModel(name=GetUser) with params: {'url_path': '/'}"
-    assert cognito.redact(text) == text
+    assert redaction.redact(text) == text
 
 
 @pytest.mark.parametrize(

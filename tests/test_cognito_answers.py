@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from rest_framework.test import APIClient
 
-from cognito_mfa import cognito
+from cognito_mfa import cognito, redaction
 from cognito_mfa import exceptions as exc
 from cognito_mfa.cognito import CognitoClient, get_client
 from cognito_mfa.models import AuditEvent, Enrollment
@@ -246,13 +246,13 @@ def test_an_unreadable_answer_is_mapped_in_the_client_itself() -> None:
     ],
 )
 def test_redact_masks_error_messages(line: str) -> None:
-    cleaned = cognito.redact(line)
+    cleaned = redaction.redact(line)
     assert "SENTINEL" not in cleaned
     assert "***" in cleaned
 
 
 def test_redact_keeps_other_keys_that_end_in_message() -> None:
-    assert cognito.redact("errorMessage: 'kept'") == "errorMessage: 'kept'"
+    assert redaction.redact("errorMessage: 'kept'") == "errorMessage: 'kept'"
 
 
 @pytest.mark.django_db

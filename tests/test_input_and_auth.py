@@ -24,7 +24,7 @@ from tests.core_support import (
     moto_public_jwks,
     unsigned_token,
 )
-from tests.support import Pool, TestAdapter
+from tests.support import Pool, TestJWKS
 
 BASE = "/api/mfa/"
 
@@ -214,7 +214,7 @@ def test_protocol_errors_answer_a_documented_code_and_change_nothing(
 def own_key() -> SigningKey:
     """A key of our own that the pool's JWKS lists next to moto's key."""
     key = cached_key("own", "own-key-1")
-    TestAdapter.jwks_override = {"keys": [*moto_public_jwks()["keys"], key.jwk]}
+    TestJWKS.override = {"keys": [*moto_public_jwks()["keys"], key.jwk]}
     return key
 
 

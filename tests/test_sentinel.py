@@ -23,8 +23,8 @@ from django.http import HttpRequest
 from rest_framework.test import APIClient
 
 from cognito_mfa import signals
-from cognito_mfa.cognito import RedactingFilter
 from cognito_mfa.models import AuditEvent
+from cognito_mfa.redaction import RedactingFilter
 from tests.conftest import fresh_code
 from tests.support import MOTO_SECRET, SIGNAL_NAMES, Pool, wrong_code
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from rest_framework.test import APIClient
@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from cognito_mfa import exceptions as exc
 from cognito_mfa import tokens
 from tests.core_support import SigningKey, access_claims, cached_key, moto_public_jwks
-from tests.support import Pool, TestAdapter
+from tests.support import Pool, TestJWKS, fetch_test_jwks
 
 BASE = "/api/mfa/"
 
@@ -30,6 +30,8 @@ class FakeClock:
 
 
 class JWKSFetches:
+    current: ClassVar[JWKSFetches | None] = None  # the ``fetches`` fixture's record
+
     def __init__(self) -> None:
         self.urls: list[str] = []
         self.fail = False
@@ -46,19 +48,23 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
 
 @pytest.fixture
-def fetches(monkeypatch: pytest.MonkeyPatch) -> JWKSFetches:
-    """Count every JWKS fetch the adapter is asked for (and let a test make them fail)."""
+def fetches(monkeypatch: pytest.MonkeyPatch, settings: Any) -> JWKSFetches:
+    """Count every JWKS fetch the boundary makes (and let a test make them fail)."""
     record = JWKSFetches()
-    original = TestAdapter.fetch_jwks
-
-    def counting(self: TestAdapter, url: str) -> dict[str, Any]:
-        record.urls.append(url)
-        if record.fail:
-            raise OSError("JWKS endpoint down")
-        return original(self, url)
-
-    monkeypatch.setattr(TestAdapter, "fetch_jwks", counting)
+    monkeypatch.setattr(JWKSFetches, "current", record)
+    settings.COGNITO_MFA_JWKS_FETCHER = f"{__name__}.counting_jwks_fetcher"
     return record
+
+
+def counting_jwks_fetcher(url: str) -> dict[str, Any]:
+    """The ``fetches`` fixture's ``COGNITO_MFA_JWKS_FETCHER``: record, then fetch as the suite
+    does."""
+    record = JWKSFetches.current
+    assert record is not None
+    record.urls.append(url)
+    if record.fail:
+        raise OSError("JWKS endpoint down")
+    return fetch_test_jwks(url)
 
 
 @pytest.fixture
@@ -77,6 +83,26 @@ def _get(token: str) -> Any:
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return api.get(BASE + "enrollments/")
+
+
+@pytest.mark.django_db
+def test_keys_come_from_the_configured_fetcher_and_a_new_fetcher_drops_them(
+    alice: str, fetches: JWKSFetches, settings: Any
+) -> None:
+    assert _get(alice).status_code == 200
+    assert len(fetches) == 1  # the fixture's COGNITO_MFA_JWKS_FETCHER, not the default one
+    settings.COGNITO_MFA_JWKS_FETCHER = "tests.support.fetch_test_jwks"
+    settings.COGNITO_MFA_JWKS_FETCHER = f"{__name__}.counting_jwks_fetcher"
+    assert _get(alice).status_code == 200
+    assert len(fetches) == 2  # the keys of the old fetcher were dropped on the change
+
+
+@pytest.mark.django_db
+def test_a_fetcher_that_fails_is_an_unavailable_pool(alice: str, fetches: JWKSFetches) -> None:
+    fetches.fail = True
+    response = _get(alice)
+    assert response.status_code == 503
+    assert response.json()["code"] == "cognito_unavailable"
 
 
 @pytest.mark.django_db
@@ -107,7 +133,7 @@ def test_unknown_kid_refetches_at_most_once_per_interval(
     assert len(fetches) == 1
 
     # The pool rotates its keys: the new key is in the JWKS from now on.
-    TestAdapter.jwks_override = {"keys": [*moto_public_jwks()["keys"], new_key.jwk]}
+    TestJWKS.override = {"keys": [*moto_public_jwks()["keys"], new_key.jwk]}
     rotated = _token(pool, new_key)
     clock.advance(1)  # the first fetch happened less than the interval ago
     responses = [_get(rotated) for _ in range(5)]

@@ -14,13 +14,13 @@ from cognito_mfa import exceptions as exc
 from cognito_mfa import tokens
 from cognito_mfa.conf import app_settings
 from tests.core_support import SigningKey, access_claims, cached_key, moto_public_jwks
-from tests.support import Pool, TestAdapter
+from tests.support import Pool, TestJWKS
 
 
 @pytest.fixture
 def own_key(pool: Pool) -> SigningKey:
     key = cached_key("own", "own-key-1")
-    TestAdapter.jwks_override = {"keys": [*moto_public_jwks()["keys"], key.jwk]}
+    TestJWKS.override = {"keys": [*moto_public_jwks()["keys"], key.jwk]}
     return key
 
 
@@ -100,7 +100,7 @@ def test_new_signing_keys_mean_a_full_check(pool: Pool, own_key: SigningKey, dec
     tokens.validate_access_token(raw)
     assert len(decodes) == 2
     # The key is gone from the pool's JWKS: the cached result no longer counts.
-    TestAdapter.jwks_override = moto_public_jwks()
+    TestJWKS.override = moto_public_jwks()
     tokens.jwks_cache.clear()
     with pytest.raises(exc.TokenInvalid):
         tokens.validate_access_token(raw)
@@ -114,7 +114,7 @@ def test_a_key_dropped_by_a_refresh_of_the_same_url_is_not_trusted_from_the_cach
     tokens.validate_access_token(raw)
     # The pool drops the key; a token naming an unknown kid makes this process refetch the
     # same URL, and the cached result for the first token must go with the old key set.
-    TestAdapter.jwks_override = moto_public_jwks()
+    TestJWKS.override = moto_public_jwks()
     stranger = cached_key("stranger", "unknown-kid")
     with pytest.raises(exc.TokenInvalid):
         tokens.validate_access_token(_token(pool, stranger))
