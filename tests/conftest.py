@@ -17,7 +17,7 @@ from cognito_mfa import signals
 from cognito_mfa.budget import reset_budget
 from cognito_mfa.cognito import reset_client
 from cognito_mfa.tokens import jwks_cache, validated_tokens
-from tests.support import SIGNAL_NAMES, Pool, TestAdapter, create_pool, moto_server_client
+from tests.support.cognito import SIGNAL_NAMES, Pool, TestAdapter, create_pool, moto_server_client
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -205,7 +205,7 @@ def signal_log() -> Iterator[SignalLog]:
 
 def fresh_code(secret: str = "asdfasdfasdf") -> str:
     """A code with at least 2 s left in its 30-s step (moto accepts only the current step)."""
-    from tests.support import totp_code
+    from tests.support.cognito import totp_code
 
     if time.time() % 30 > 28:
         time.sleep(30 - time.time() % 30 + 0.05)

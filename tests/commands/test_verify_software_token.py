@@ -1,0 +1,480 @@
+"""The management commands: the AWS CLI mirror and the cleanup."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from botocore.stub import Stubber
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from cognito_mfa import crypto, flows
+from cognito_mfa.cognito import get_client
+from cognito_mfa.management.commands import verify_software_token as command_module
+from cognito_mfa.models import AuditEvent, Enrollment
+from tests.conftest import SignalLog, fresh_code
+from tests.support.cognito import Pool, run_as_hosts, wrong_code
+
+REPO = Path(__file__).resolve().parents[2]
+
+# What `aws cognito-idp verify-software-token --generate-cli-skeleton [input]` prints (aws-cli
+# 1.46.3): the request members in the service model's order, empty, indent 4, one newline.
+AWS_CLI_INPUT_SKELETON = (
+    "{\n"
+    '    "AccessToken": "",\n'
+    '    "Session": "",\n'
+    '    "UserCode": "",\n'
+    '    "FriendlyDeviceName": ""\n'
+    "}\n"
+)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    """Run verify_software_token in-process; return (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("verify_software_token", *args, stdout=out, stderr=err)
+    except CommandError as stop:  # called from Python: the CLI's exit code, no SystemExit
+        return stop.returncode, out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def no_cognito(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the command tries to reach Cognito."""
+
+    def refuse() -> Any:
+        raise AssertionError("Cognito must not be called")
+
+    monkeypatch.setattr(command_module, "get_client", refuse)
+
+
+@pytest.fixture
+def associated(pool: Pool) -> str:
+    """An access token of a user with a software token associated but not yet verified."""
+    pool.create_user("olga")
+    token = pool.access_token("olga")
+    pool.client.associate_software_token(AccessToken=token)
+    return token
+
+
+# --- skeletons ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args", [["--generate-cli-skeleton"], ["--generate-cli-skeleton", "input"]]
+)
+def test_input_skeleton_equals_the_aws_clis(no_cognito: None, args: list[str]) -> None:
+    code, out, err = run(*args)
+    assert (code, err) == (0, "")
+    assert out == AWS_CLI_INPUT_SKELETON
+    assert list(json.loads(out)) == ["AccessToken", "Session", "UserCode", "FriendlyDeviceName"]
+
+
+def test_input_skeleton_is_derived_from_the_service_model(no_cognito: None) -> None:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("cognito-idp")
+    members = list(model.operation_model("VerifySoftwareToken").input_shape.members)
+    assert json.loads(run("--generate-cli-skeleton")[1]) == dict.fromkeys(members, "")
+
+
+def _manage_py(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` in a fresh process, as an operator's shell does."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_input_skeleton_from_the_real_command_line() -> None:
+    done = _manage_py("verify_software_token", "--generate-cli-skeleton")
+    assert (done.returncode, done.stdout, done.stderr) == (0, AWS_CLI_INPUT_SKELETON, "")
+
+
+def test_output_skeleton_validates_input_and_sends_nothing(no_cognito: None) -> None:
+    # The AWS CLI's rule: each output member filled with its own name.
+    code, out, err = run(
+        "--generate-cli-skeleton", "output", "--access-token", "a-token", "--user-code", "123456"
+    )
+    assert (code, err) == (0, "")
+    assert out == '{\n    "Status": "Status",\n    "Session": "Session"\n}\n'
+    # Like the CLI, "output" still needs a valid command.
+    code, out, err = run("--generate-cli-skeleton", "output", "--access-token", "a-token")
+    assert code == 252
+    assert out == ""
+    assert "the following arguments are required: --user-code" in err
+
+
+# --- input handling -----------------------------------------------------------------------------
+
+
+def test_access_token_with_session_is_refused(no_cognito: None) -> None:
+    token, session = "eyJhbGciOi.token-value.sig", "session-value-" + "x" * 20
+    code, out, err = run("--access-token", token, "--session", session, "--user-code", "123456")
+    assert code == 252
+    assert out == ""
+    assert "Exactly one of AccessToken (--access-token) and Session (--session)" in err
+    assert token not in err
+    assert session not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--access-token", "t"], "the following arguments are required: --user-code"),
+        (["--user-code", "123456"], "Exactly one of AccessToken"),
+        (["--access-token", "t", "--user-code", "12345"], "parameter UserCode"),
+        (["--access-token", "t", "--user-code", "\u0661" * 6], "parameter UserCode"),
+        (["--session", "short", "--user-code", "123456"], "parameter Session"),
+        (["--cli-input-json", "{not json, token=SECRET-VALUE"], "Invalid JSON"),
+        (["--cli-input-json", '["AccessToken"]'], "expected a JSON object"),
+        (["--cli-input-json", '{"Bogus": "x"}'], 'Unknown parameter in input: "Bogus"'),
+        (["--cli-input-json", '{"UserCode": 123456}'], "Invalid type for parameter UserCode"),
+        (["--cli-input-json", "file:///nonexistent/input.json"], "Unable to load paramfile"),
+        (["--cli-input-json", "file:///"], "Unable to load paramfile"),  # a directory
+        (["--cli-input-json", "file:///tmp/a\x00b"], "not a valid path"),
+        # RecursionError (Python 3.13's decoder parses 5,000 levels; 100,000 exhaust it too)
+        (["--cli-input-json", "[" * 100_000 + "]" * 100_000], "Invalid JSON"),
+        (["--cli-input-json", '{"UserCode": null, "AccessToken": "t"}'], "Invalid type"),
+    ],
+    ids=lambda value: repr(value)[:40] if isinstance(value, list) else None,
+)
+def test_bad_parameters_exit_252_without_echo(
+    no_cognito: None, args: list[str], expected: str
+) -> None:
+    code, out, err = run(*args)
+    assert code == 252
+    assert out == ""
+    assert err.startswith("\n")
+    assert expected in err
+    assert "SECRET-VALUE" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"UserCode": "123456", "AccessToken": "SECRET-VALUE\xff\xfe"}', "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "Invalid JSON"),
+        (b'{"AccessToken": "SECRET-VALUE' + b"x" * 1024 * 1024 + b'"}', "larger than 1024 KiB"),
+    ],
+    ids=["not UTF-8", "nested too deeply", "too large"],
+)
+def test_bad_parameter_files_exit_252_without_echo(
+    no_cognito: None, tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    code, out, err = run("--cli-input-json", f"file://{path}")
+    assert (code, out) == (252, "")
+    assert expected in err
+    assert "Traceback" not in err
+    assert "SECRET-VALUE" not in err
+
+
+def test_a_file_that_is_not_utf8_from_the_real_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(b'{"UserCode": "123456", "AccessToken": "\xff"}')
+    done = _manage_py("verify_software_token", "--cli-input-json", f"file://{path}")
+    assert done.returncode == 252, done.stderr[-300:]
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert f"Unable to load paramfile file://{path}: the text is not UTF-8" in done.stderr
+
+
+@pytest.mark.django_db
+def test_success_against_moto(associated: str, pool: Pool) -> None:
+    code, out, err = run(
+        "--access-token", associated, "--user-code", fresh_code(), "--friendly-device-name", "CLI"
+    )
+    assert (code, err) == (0, "")
+    printed = json.loads(out)
+    assert printed["Status"] == "SUCCESS"
+    assert list(printed) in (["Status"], ["Status", "Session"])
+    assert out == json.dumps(printed, indent=4) + "\n"
+    assert associated not in out
+    # The token is verified: TOTP can now be turned on.
+    pool.client.admin_set_user_mfa_preference(
+        UserPoolId=pool.pool_id,
+        Username="olga",
+        SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True},
+    )
+    assert pool.mfa_state("olga")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+
+
+@pytest.mark.django_db
+def test_filled_in_skeleton_is_accepted(associated: str, tmp_path: Path) -> None:
+    filled = json.loads(AWS_CLI_INPUT_SKELETON)
+    filled.update(AccessToken=associated, UserCode=fresh_code())
+    code, out, err = run("--cli-input-json", json.dumps(filled))
+    assert (code, err) == (0, "")
+    assert json.loads(out)["Status"] == "SUCCESS"
+
+    # file://, as the AWS CLI reads it; a second verify of the same token also succeeds.
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(filled), encoding="utf-8")
+    code, out, err = run("--cli-input-json", f"file://{path}")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["Status"] == "SUCCESS"
+
+
+@pytest.mark.django_db
+def test_command_line_values_override_the_json(associated: str) -> None:
+    filled = {"AccessToken": "not-the-token", "Session": "", "UserCode": wrong_code()}
+    code, out, err = run(
+        "--cli-input-json",
+        json.dumps(filled),
+        "--access-token",
+        associated,
+        "--user-code",
+        fresh_code(),
+    )
+    assert (code, err) == (0, "")
+    assert json.loads(out)["Status"] == "SUCCESS"
+
+    # And the other way round: the option's wrong code wins over the JSON's right one.
+    filled = {"AccessToken": associated, "UserCode": fresh_code()}
+    code, out, err = run("--cli-input-json", json.dumps(filled), "--user-code", wrong_code())
+    assert code == 254
+    assert "(CodeMismatchException)" in err
+
+
+@pytest.mark.django_db
+def test_errors_are_the_clis_line_without_tokens(associated: str) -> None:
+    code, out, err = run("--access-token", associated, "--user-code", wrong_code())
+    assert code == 254
+    assert out == ""
+    assert err == (
+        "\nAn error occurred (CodeMismatchException) when calling the VerifySoftwareToken "
+        "operation: Invalid code received for the software token.\n"
+    )
+
+    # moto puts the token it was given into its message; ours never does.
+    bogus = "bogus-token-value-1234567890"
+    code, out, err = run("--access-token", bogus, "--user-code", "123456")
+    assert code == 254
+    assert err.startswith("\nAn error occurred (NotAuthorizedException) when calling the ")
+    assert bogus not in err
+
+
+@pytest.mark.django_db
+def test_status_error_is_printed_like_the_cli(pool: Pool) -> None:
+    with Stubber(get_client().client) as stub:
+        stub.add_response("verify_software_token", {"Status": "ERROR"})
+        code, out, err = run("--session", "s" * 30, "--user-code", "123456")
+    assert (code, err) == (0, "")
+    assert out == '{\n    "Status": "ERROR"\n}\n'
+
+
+@pytest.mark.django_db
+def test_unreachable_cognito_exits_255(pool: Pool, settings: Any) -> None:
+    settings.COGNITO_MFA_ENDPOINT_URL = "http://127.0.0.1:9"
+    settings.COGNITO_MFA_CONNECT_TIMEOUT = 0.5
+    code, out, err = run("--access-token", "tok", "--user-code", "123456")
+    assert code == 255
+    assert out == ""
+    assert "Could not connect" in err
+
+
+# --- cleanup_enrollments ------------------------------------------------------------------------
+
+
+def _pending(username: str, *, created: Any, ttl: timedelta = timedelta(minutes=10)) -> Enrollment:
+    return Enrollment.objects.create(
+        cognito_username=username,
+        flow="access_token",
+        created_at=created,
+        expires_at=created + ttl,
+        credential_expires_at=created + timedelta(hours=1),
+        encrypted_credential=crypto.encrypt(f"token-of-{username}"),
+    )
+
+
+def _cleanup() -> str:
+    out = io.StringIO()
+    call_command("cleanup_enrollments", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cleanup_expires_stale_rows_once(signal_log: SignalLog) -> None:
+    start = timezone.now().replace(microsecond=0)
+    stale = _pending("stale", created=start)
+    fresh = _pending("fresh", created=start + timedelta(minutes=8))
+    with time_machine.travel(start + timedelta(minutes=11), tick=False):
+        printed = _cleanup()
+        assert "Expired 1 pending enrollment(s)." in printed
+        stale.refresh_from_db()
+        assert stale.status == "expired"
+        assert stale.encrypted_credential is None
+        assert stale.finished_at == start + timedelta(minutes=11)
+        fresh.refresh_from_db()
+        assert fresh.status == "pending"
+        assert fresh.encrypted_credential is not None
+        (sent,) = signal_log.named("enrollment_expired")
+        assert sent["enrollment"].pk == stale.pk
+        assert sent["source"] == "command"
+        assert sent["request"] is None
+        event = AuditEvent.objects.get(kind="expired")
+        assert (event.source, event.cognito_username) == ("command", "stale")
+
+        # A second run changes nothing.
+        assert "Expired 0 pending enrollment(s)." in _cleanup()
+        assert len(signal_log.named("enrollment_expired")) == 1
+        assert AuditEvent.objects.filter(kind="expired").count() == 1
+
+
+@pytest.mark.django_db
+def test_cleanup_purges_old_terminal_rows_and_events(settings: Any) -> None:
+    settings.COGNITO_MFA_RETENTION = timedelta(days=90)
+    now = timezone.now()
+    old_start = now - timedelta(days=120)
+    old = Enrollment.objects.create(
+        cognito_username="old",
+        flow="access_token",
+        status="verified",
+        created_at=old_start,
+        expires_at=old_start + timedelta(minutes=10),
+        finished_at=now - timedelta(days=91),
+    )
+    recent = Enrollment.objects.create(
+        cognito_username="recent",
+        flow="access_token",
+        status="cancelled",
+        created_at=now - timedelta(days=100),
+        expires_at=now - timedelta(days=100),
+        finished_at=now - timedelta(days=89),
+    )
+    AuditEvent.objects.create(
+        enrollment=old, kind="verified", source="api", created_at=now - timedelta(days=91)
+    )
+    kept_event = AuditEvent.objects.create(
+        enrollment=recent, kind="cancelled", source="api", created_at=now - timedelta(days=1)
+    )
+    printed = _cleanup()
+    assert "Deleted 1 finished enrollment(s) and 1 audit event(s) older than 90 day(s)." in printed
+    assert list(Enrollment.objects.values_list("cognito_username", flat=True)) == ["recent"]
+    assert list(AuditEvent.objects.values_list("pk", flat=True)) == [kept_event.pk]
+    assert "Deleted 0 finished enrollment(s) and 0 audit event(s)" in _cleanup()
+
+
+@pytest.mark.django_db
+def test_cleanup_completes_owed_preferences(pool: Pool) -> None:
+    pool.create_user("pat")
+    token = pool.access_token("pat")
+    pool.client.associate_software_token(AccessToken=token)
+    pool.client.verify_software_token(AccessToken=token, UserCode=fresh_code())
+    now = timezone.now()
+    owed = Enrollment.objects.create(
+        cognito_username="pat",
+        flow="access_token",
+        status="verified",
+        expires_at=now,
+        verified_at=now,
+        finished_at=now,
+        preference_pending=True,
+    )
+    printed = _cleanup()
+    assert "Completed 1 owed MFA preference(s); 0 failed." in printed
+    owed.refresh_from_db()
+    assert owed.preference_pending is False
+    assert pool.mfa_state("pat")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
+
+    # A user Cognito does not know: reported, kept for the next run, non-zero exit for cron.
+    Enrollment.objects.create(
+        cognito_username="nobody",
+        flow="access_token",
+        status="verified",
+        expires_at=now,
+        finished_at=now,
+        preference_pending=True,
+    )
+    with pytest.raises(CommandError) as failure:
+        _cleanup()
+    assert failure.value.returncode == 2
+    assert Enrollment.objects.get(cognito_username="nobody").preference_pending is True
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_cleanup_on_several_hosts_expires_each_row_once(signal_log: SignalLog) -> None:
+    start = timezone.now() - timedelta(hours=1)
+    rows = [_pending(f"user{index}", created=start) for index in range(40)]
+    counts = run_as_hosts(4, lambda: flows.expire_stale_enrollments(flows.Context.build("command")))
+    assert sum(counts) == len(rows)
+    assert Enrollment.objects.filter(status="expired", encrypted_credential=None).count() == 40
+    assert len(signal_log.named("enrollment_expired")) == 40
+    assert AuditEvent.objects.filter(kind="expired").count() == 40
+
+
+# --- cleanup_enrollments with an unusable COGNITO_MFA_RETENTION --------------------------------
+
+
+@pytest.mark.parametrize("retention", ["90 days", None, timedelta(0), -86400, 1e300])
+@pytest.mark.django_db
+def test_cleanup_refuses_a_bad_retention_before_changing_anything(
+    settings: Any, retention: Any
+) -> None:
+    settings.COGNITO_MFA_RETENTION = retention
+    stale = _pending("stale", created=timezone.now() - timedelta(hours=1))
+    now = timezone.now()
+    finished = Enrollment.objects.create(
+        cognito_username="finished",
+        flow="access_token",
+        status="verified",
+        created_at=now - timedelta(minutes=5),
+        expires_at=now + timedelta(minutes=5),
+        finished_at=now - timedelta(minutes=1),
+    )
+    with pytest.raises(CommandError) as raised:
+        _cleanup()  # call_command skips the system checks: the command checks itself
+    message = str(raised.value)
+    assert message.startswith("COGNITO_MFA_RETENTION ")
+    assert "timedelta(days=90)" in message
+    stale.refresh_from_db()
+    assert stale.status == "pending"  # nothing expired either
+    assert Enrollment.objects.filter(pk=finished.pk).exists()
+
+
+@pytest.mark.django_db
+def test_cleanup_run_as_manage_py_stops_at_the_system_check(settings: Any) -> None:
+    from django.core.management.base import SystemCheckError
+
+    settings.COGNITO_MFA_RETENTION = "90 days"
+    # What `manage.py cleanup_enrollments` does: checks first, unless --skip-checks.
+    with pytest.raises(SystemCheckError, match=r"cognito_mfa\.E006.*COGNITO_MFA_RETENTION"):
+        call_command("cleanup_enrollments", skip_checks=False, stdout=io.StringIO())
+
+
+def test_cleanup_accepts_retention_in_seconds(settings: Any, db: Any) -> None:
+    settings.COGNITO_MFA_RETENTION = "604800"
+    assert "older than 7 day(s)." in _cleanup()
+
+
+def test_a_parameter_file_under_an_unknown_home_exits_252_without_a_traceback() -> None:
+    done = _manage_py(
+        "verify_software_token",
+        "--cli-input-json",
+        "file://~no_such_user_here/in.json",
+        "--user-code",
+        "123456",
+        "--session",
+        "abc",
+    )
+    assert done.returncode == 252, done.stderr[-300:]
+    assert "Traceback" not in done.stderr
