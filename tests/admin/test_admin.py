@@ -15,7 +15,6 @@ from django.urls import reverse
 from cognito_mfa import crypto, flows
 from cognito_mfa.cognito import MFAState, get_client
 from cognito_mfa.models import AuditEvent, Enrollment, FailureCounter
-from tests.conftest import SignalLog, fresh_code
 from tests.support.admin import (
     changelist_url,
     confirm_action,
@@ -23,7 +22,8 @@ from tests.support.admin import (
     messages_of,
     run_action,
 )
-from tests.support.cognito import MOTO_SECRET, Pool, wrong_code
+from tests.support.cognito import MOTO_SECRET, Pool, fresh_code, wrong_code
+from tests.support.signals import SignalLog
 
 
 def start_via_api(pool: Pool, username: str, device: str = "") -> tuple[Enrollment, str, str]:

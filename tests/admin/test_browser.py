@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from cognito_mfa.models import Enrollment
-from tests.conftest import fresh_code, launched_chromium
 from tests.support.admin import make_staff
-from tests.support.cognito import Pool
+from tests.support.cognito import Pool, fresh_code
+from tests.support.services import launched_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from cognito_mfa.admin import SEARCH_TERM_MAX_LENGTH
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.support.admin import changelist_url, confirm_action, messages_of, run_action
-from tests.support.tokens import count_cognito_calls
+from tests.support.cognito import count_cognito_calls
 
 AUDIT_CHANGELIST = "/admin/cognito_mfa/auditevent/"
 

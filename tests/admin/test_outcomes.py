@@ -13,10 +13,10 @@ from django.urls import reverse
 
 from cognito_mfa.cognito import get_client
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.admin.test_admin import start_via_api
-from tests.conftest import SignalLog, fresh_code
 from tests.support.admin import changelist_url, confirm_action, make_staff, run_action
-from tests.support.cognito import Pool
+from tests.support.cognito import Pool, fresh_code
+from tests.support.enrollments import start_via_api
+from tests.support.signals import SignalLog
 
 ACTIONS = ("verify_device", "cancel_enrollments", "reset_totp", "refresh_mfa_state")
 

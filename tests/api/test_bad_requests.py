@@ -13,9 +13,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment, FailureCounter
-from tests.conftest import fresh_code
-from tests.support.cognito import Pool
-from tests.support.tokens import count_cognito_calls
+from tests.support.cognito import Pool, count_cognito_calls, fresh_code
+from tests.support.enrollments import start_enrollment
 
 BASE = "/api/mfa/"
 
@@ -81,9 +80,7 @@ def known_alice(alice_api: APIClient) -> APIClient:
 
 @pytest.fixture
 def started(known_alice: APIClient) -> str:
-    response = known_alice.post(BASE + "enrollments/", {}, format="json")
-    assert response.status_code == 201, response.content
-    return str(response.json()["id"])
+    return str(start_enrollment(known_alice)["id"])
 
 
 # --- encodings and bodies -----------------------------------------------------------------------

@@ -19,7 +19,6 @@ from rest_framework.test import APIClient
 from cognito_mfa import cognito, crypto, flows
 from cognito_mfa.conf import app_settings
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, FailureCounter
-from tests.conftest import SignalLog, fresh_code
 from tests.support.challenge import (
     NEW_PASSWORD,
     START_URL,
@@ -31,7 +30,8 @@ from tests.support.challenge import (
     verify,
     verify_url,
 )
-from tests.support.cognito import Pool, wrong_code
+from tests.support.cognito import Pool, fresh_code, wrong_code
+from tests.support.signals import SignalLog
 
 
 @pytest.fixture

@@ -16,23 +16,11 @@ from rest_framework.test import APIClient
 
 from cognito_mfa import flows
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import SignalLog, fresh_code
-from tests.support.cognito import Pool, wrong_code
-from tests.support.tokens import count_cognito_calls
+from tests.support.cognito import Pool, count_cognito_calls, fresh_code, wrong_code
+from tests.support.enrollments import start_enrollment, verify_enrollment
+from tests.support.signals import SignalLog
 
 BASE = "/api/mfa/"
-
-
-def start(api: APIClient, **body: Any) -> dict[str, Any]:
-    response = api.post(BASE + "enrollments/", body, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def verify(api: APIClient, enrollment_id: str, code: str, **extra: Any) -> Any:
-    return api.post(
-        f"{BASE}enrollments/{enrollment_id}/verify/", {"user_code": code, **extra}, format="json"
-    )
 
 
 @pytest.fixture
@@ -51,9 +39,9 @@ def test_wrong_code_is_invalid_code_with_attempts_remaining(
     alice_api: APIClient, settings: Any
 ) -> None:
     settings.COGNITO_MFA_MAX_ATTEMPTS = 3
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
 
-    response = verify(alice_api, started["id"], wrong_code())
+    response = verify_enrollment(alice_api, started["id"], wrong_code())
 
     assert response.status_code == 400
     assert response.json() == {
@@ -72,9 +60,9 @@ def test_max_attempts_wrong_codes_lock_and_wipe_the_credential(
     alice_api: APIClient, settings: Any
 ) -> None:
     settings.COGNITO_MFA_MAX_ATTEMPTS = 3
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
 
-    answers = [verify(alice_api, started["id"], wrong_code()) for _ in range(3)]
+    answers = [verify_enrollment(alice_api, started["id"], wrong_code()) for _ in range(3)]
 
     assert [a.status_code for a in answers[:2]] == [400, 400]
     assert [a.json()["attempts_remaining"] for a in answers[:2]] == [2, 1]
@@ -88,7 +76,7 @@ def test_max_attempts_wrong_codes_lock_and_wipe_the_credential(
 
     # Even the right code cannot open a locked enrollment, and Cognito is not asked.
     with count_cognito_calls() as counter:
-        locked = verify(alice_api, started["id"], fresh_code())
+        locked = verify_enrollment(alice_api, started["id"], fresh_code())
     assert locked.status_code == 409
     assert locked.json()["code"] == "enrollment_locked"
     assert counter.calls == []
@@ -99,11 +87,11 @@ def test_max_attempts_wrong_codes_lock_and_wipe_the_credential(
 def test_verifying_a_verified_enrollment_is_not_pending_without_calling_cognito(
     alice_api: APIClient,
 ) -> None:
-    started = start(alice_api)
-    assert verify(alice_api, started["id"], fresh_code()).status_code == 200
+    started = start_enrollment(alice_api)
+    assert verify_enrollment(alice_api, started["id"], fresh_code()).status_code == 200
 
     with count_cognito_calls() as counter:
-        again = verify(alice_api, started["id"], fresh_code())
+        again = verify_enrollment(alice_api, started["id"], fresh_code())
 
     assert again.status_code == 409
     assert again.json()["code"] == "enrollment_not_pending"
@@ -114,20 +102,22 @@ def test_verifying_a_verified_enrollment_is_not_pending_without_calling_cognito(
 @pytest.mark.django_db
 def test_call_counter_sees_cognito_calls(alice_api: APIClient) -> None:
     """The counter used above to prove "no call" does see calls when there are some."""
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
     with count_cognito_calls() as counter:
-        assert verify(alice_api, started["id"], fresh_code()).status_code == 200
+        assert verify_enrollment(alice_api, started["id"], fresh_code()).status_code == 200
     assert counter.calls == ["VerifySoftwareToken", "SetUserMFAPreference"]
     assert counter.sends == ["VerifySoftwareToken", "SetUserMFAPreference"]
 
 
 @pytest.mark.django_db
 def test_verify_counts_a_wrong_code_then_verifies_once(alice_api: APIClient) -> None:
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
 
-    wrong = verify(alice_api, started["id"], wrong_code())
-    right = verify(alice_api, started["id"], fresh_code(), friendly_device_name="work phone")
-    again = verify(alice_api, started["id"], fresh_code())
+    wrong = verify_enrollment(alice_api, started["id"], wrong_code())
+    right = verify_enrollment(
+        alice_api, started["id"], fresh_code(), friendly_device_name="work phone"
+    )
+    again = verify_enrollment(alice_api, started["id"], fresh_code())
 
     assert (wrong.status_code, wrong.json()["attempts_remaining"]) == (400, 4)
     assert right.status_code == 200
@@ -150,7 +140,7 @@ def test_verify_counts_a_wrong_code_then_verifies_once(alice_api: APIClient) -> 
 def test_someone_elses_enrollment_is_indistinguishable_from_an_unknown_one(
     alice_api: APIClient, bob_api: APIClient, method: str
 ) -> None:
-    bobs = start(bob_api)["id"]
+    bobs = start_enrollment(bob_api)["id"]
     unknown = str(uuid.uuid4())
 
     def ask(enrollment_id: str) -> Any:
@@ -158,7 +148,7 @@ def test_someone_elses_enrollment_is_indistinguishable_from_an_unknown_one(
             return alice_api.get(f"{BASE}enrollments/{enrollment_id}/")
         if method == "delete":
             return alice_api.delete(f"{BASE}enrollments/{enrollment_id}/")
-        return verify(alice_api, enrollment_id, fresh_code())
+        return verify_enrollment(alice_api, enrollment_id, fresh_code())
 
     with count_cognito_calls() as counter:
         theirs, nobodys = ask(bobs), ask(unknown)
@@ -180,7 +170,11 @@ def test_verify_checks_the_body_before_the_id_so_a_bad_body_tells_nothing_about_
 ) -> None:
     """The body is validated before the enrollment is looked up: a bad body gets the same
     400 whether the id is the caller's, someone else's or nobody's."""
-    own, bobs, unknown = start(alice_api)["id"], start(bob_api)["id"], str(uuid.uuid4())
+    own, bobs, unknown = (
+        start_enrollment(alice_api)["id"],
+        start_enrollment(bob_api)["id"],
+        str(uuid.uuid4()),
+    )
     with count_cognito_calls() as counter:
         answers = [
             alice_api.post(f"{BASE}enrollments/{enrollment_id}/verify/", body, format="json")
@@ -202,9 +196,9 @@ def test_verify_checks_the_body_before_the_id_so_a_bad_body_tells_nothing_about_
 def test_list_is_newest_first_without_secrets_and_only_the_callers(
     alice_api: APIClient, bob_api: APIClient
 ) -> None:
-    first = start(alice_api, friendly_device_name="old phone")
-    second = start(alice_api, friendly_device_name="new phone")
-    start(bob_api)
+    first = start_enrollment(alice_api, friendly_device_name="old phone")
+    second = start_enrollment(alice_api, friendly_device_name="new phone")
+    start_enrollment(bob_api)
 
     response = alice_api.get(BASE + "enrollments/")
 
@@ -228,7 +222,7 @@ def test_list_is_newest_first_without_secrets_and_only_the_callers(
 
 @pytest.mark.django_db
 def test_detail_shows_one_enrollment_without_secrets(alice_api: APIClient) -> None:
-    started = start(alice_api, friendly_device_name="phone")
+    started = start_enrollment(alice_api, friendly_device_name="phone")
 
     response = alice_api.get(f"{BASE}enrollments/{started['id']}/")
 
@@ -245,7 +239,7 @@ def test_detail_shows_one_enrollment_without_secrets(alice_api: APIClient) -> No
 
 @pytest.mark.django_db
 def test_cancel_a_pending_enrollment(alice_api: APIClient) -> None:
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
 
     with count_cognito_calls() as counter:
         response = alice_api.delete(f"{BASE}enrollments/{started['id']}/")
@@ -260,7 +254,7 @@ def test_cancel_a_pending_enrollment(alice_api: APIClient) -> None:
     again = alice_api.delete(f"{BASE}enrollments/{started['id']}/")
     assert again.status_code == 409
     assert again.json()["code"] == "enrollment_not_pending"
-    verify_cancelled = verify(alice_api, started["id"], fresh_code())
+    verify_cancelled = verify_enrollment(alice_api, started["id"], fresh_code())
     assert verify_cancelled.status_code == 409
     assert verify_cancelled.json()["code"] == "enrollment_not_pending"
 
@@ -277,12 +271,12 @@ def test_status_reflects_cognito_and_the_pending_enrollment(
         "pending_enrollment": None,
     }
 
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
     pending = alice_api.get(BASE + "status/").json()
     assert pending["pending_enrollment"]["id"] == started["id"]
     assert pending["pending_enrollment"]["expires_at"] == started["expires_at"]
 
-    assert verify(alice_api, started["id"], fresh_code()).status_code == 200
+    assert verify_enrollment(alice_api, started["id"], fresh_code()).status_code == 200
     after = alice_api.get(BASE + "status/")
     assert after.json() == {
         "software_token_mfa_enabled": True,
@@ -294,8 +288,8 @@ def test_status_reflects_cognito_and_the_pending_enrollment(
 
 @pytest.mark.django_db
 def test_preference_turns_totp_off_and_on(alice_api: APIClient, pool: Pool) -> None:
-    started = start(alice_api)
-    assert verify(alice_api, started["id"], fresh_code()).status_code == 200
+    started = start_enrollment(alice_api)
+    assert verify_enrollment(alice_api, started["id"], fresh_code()).status_code == 200
 
     off = alice_api.post(BASE + "preference/", {"enabled": False, "preferred": False}, "json")
     assert off.status_code == 200, off.content
@@ -322,8 +316,8 @@ def test_preference_turns_totp_off_and_on(alice_api: APIClient, pool: Pool) -> N
 def test_turning_totp_off_needs_a_recent_sign_in(
     alice_api: APIClient, settings: Any, pool: Pool
 ) -> None:
-    started = start(alice_api)
-    assert verify(alice_api, started["id"], fresh_code()).status_code == 200
+    started = start_enrollment(alice_api)
+    assert verify_enrollment(alice_api, started["id"], fresh_code()).status_code == 200
     settings.COGNITO_MFA_REAUTH_MAX_AGE = timedelta(microseconds=1)
 
     with count_cognito_calls() as counter:
@@ -340,8 +334,8 @@ def test_turning_totp_off_needs_a_recent_sign_in(
 
 @pytest.mark.django_db
 def test_a_new_start_cancels_the_older_pending_one(alice_api: APIClient) -> None:
-    first = start(alice_api)
-    second = start(alice_api)
+    first = start_enrollment(alice_api)
+    second = start_enrollment(alice_api)
 
     rows = {str(row.pk): row for row in Enrollment.objects.all()}
     assert rows[first["id"]].status == "cancelled"
@@ -351,13 +345,13 @@ def test_a_new_start_cancels_the_older_pending_one(alice_api: APIClient) -> None
     superseded = AuditEvent.objects.get(enrollment_id=first["id"], kind="cancelled")
     assert superseded.detail == {"reason": "superseded"}
     # The old enrollment can no longer be verified; the new one can.
-    assert verify(alice_api, first["id"], fresh_code()).status_code == 409
-    assert verify(alice_api, second["id"], fresh_code()).status_code == 200
+    assert verify_enrollment(alice_api, first["id"], fresh_code()).status_code == 409
+    assert verify_enrollment(alice_api, second["id"], fresh_code()).status_code == 200
 
 
 @pytest.mark.django_db
 def test_database_refuses_a_second_pending_row_for_a_user(alice_api: APIClient) -> None:
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
     existing = Enrollment.objects.get(pk=started["id"])
 
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -419,7 +413,7 @@ def test_responses_are_never_cached(alice_api: APIClient) -> None:
         alice_api.get(BASE + "enrollments/"),
         alice_api.get(f"{BASE}enrollments/{body['id']}/"),
         alice_api.get(BASE + "status/"),
-        verify(alice_api, body["id"], wrong_code()),
+        verify_enrollment(alice_api, body["id"], wrong_code()),
     ):
         assert response.headers["Cache-Control"] == "no-store"
 
@@ -430,7 +424,7 @@ def test_expires_at_is_the_ttl_when_the_token_lives_longer(
 ) -> None:
     settings.COGNITO_MFA_ENROLLMENT_TTL = timedelta(minutes=7)
     before = datetime.now(UTC)
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
     expires_at = datetime.fromisoformat(started["expires_at"].replace("Z", "+00:00"))
     assert before + timedelta(minutes=7) <= expires_at <= datetime.now(UTC) + timedelta(minutes=7)
 
@@ -442,7 +436,7 @@ def test_expires_at_is_capped_by_the_access_tokens_exp(
     settings.COGNITO_MFA_ENROLLMENT_TTL = timedelta(hours=5)  # moto's tokens live one hour
     exp = jwt.decode(alice, options={"verify_signature": False})["exp"]
 
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
 
     expires_at = datetime.fromisoformat(started["expires_at"].replace("Z", "+00:00"))
     assert expires_at == datetime.fromtimestamp(exp, tz=UTC)
@@ -452,13 +446,13 @@ def test_expires_at_is_capped_by_the_access_tokens_exp(
 
 @pytest.mark.django_db
 def test_past_expires_at_answers_expired_without_calling_cognito(alice_api: APIClient) -> None:
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
     Enrollment.objects.filter(pk=started["id"]).update(
         expires_at=datetime.now(UTC) - timedelta(seconds=1)
     )
 
     with count_cognito_calls() as counter:
-        response = verify(alice_api, started["id"], fresh_code())
+        response = verify_enrollment(alice_api, started["id"], fresh_code())
 
     assert response.status_code == 410
     assert response.json()["code"] == "enrollment_expired"
@@ -484,12 +478,12 @@ def test_signals_of_a_whole_life_cycle(
     alice_api: APIClient, signal_log: SignalLog, settings: Any
 ) -> None:
     settings.COGNITO_MFA_MAX_ATTEMPTS = 2
-    first = start(alice_api, friendly_device_name="first")
-    second = start(alice_api, friendly_device_name="second")  # cancels the first
-    verify(alice_api, second["id"], wrong_code())
-    verify(alice_api, second["id"], wrong_code())  # locks
-    third = start(alice_api, friendly_device_name="third")
-    assert verify(alice_api, third["id"], fresh_code()).status_code == 200
+    first = start_enrollment(alice_api, friendly_device_name="first")
+    second = start_enrollment(alice_api, friendly_device_name="second")  # cancels the first
+    verify_enrollment(alice_api, second["id"], wrong_code())
+    verify_enrollment(alice_api, second["id"], wrong_code())  # locks
+    third = start_enrollment(alice_api, friendly_device_name="third")
+    assert verify_enrollment(alice_api, third["id"], fresh_code()).status_code == 200
     user = get_user_model().objects.get(username="alice")
 
     started = signal_log.named("enrollment_started")
@@ -551,25 +545,25 @@ def test_signals_of_a_whole_life_cycle(
 def test_signals_of_cancel_preference_and_expiry(
     alice_api: APIClient, signal_log: SignalLog
 ) -> None:
-    first = start(alice_api)
+    first = start_enrollment(alice_api)
     assert alice_api.delete(f"{BASE}enrollments/{first['id']}/").status_code == 204
     cancelled = _only(signal_log, "enrollment_cancelled")
     assert set(cancelled) == COMMON
     assert cancelled["request"].method == "DELETE"
 
-    second = start(alice_api)
+    second = start_enrollment(alice_api)
     Enrollment.objects.filter(pk=second["id"]).update(
         expires_at=datetime.now(UTC) - timedelta(seconds=1)
     )
-    assert verify(alice_api, second["id"], fresh_code()).status_code == 410
+    assert verify_enrollment(alice_api, second["id"], fresh_code()).status_code == 410
     expired = _only(signal_log, "enrollment_expired")
     assert set(expired) == COMMON
     assert str(expired["enrollment"].id) == second["id"]
-    assert verify(alice_api, second["id"], fresh_code()).status_code == 410
+    assert verify_enrollment(alice_api, second["id"], fresh_code()).status_code == 410
     assert len(signal_log.named("enrollment_expired")) == 1
 
-    third = start(alice_api)
-    assert verify(alice_api, third["id"], fresh_code()).status_code == 200
+    third = start_enrollment(alice_api)
+    assert verify_enrollment(alice_api, third["id"], fresh_code()).status_code == 200
     signal_log.events.clear()
     response = alice_api.post(BASE + "preference/", {"enabled": True, "preferred": False}, "json")
     assert response.status_code == 200
@@ -587,7 +581,7 @@ def test_no_signal_when_the_transaction_rolls_back(
 ) -> None:
     from cognito_mfa import flows
 
-    started = start(alice_api)
+    started = start_enrollment(alice_api)
     signal_log.events.clear()
     row = Enrollment.objects.get(pk=started["id"])
 

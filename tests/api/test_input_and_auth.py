@@ -13,14 +13,12 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import fresh_code
-from tests.support.cognito import Pool, TestAdapter
+from tests.support.cognito import Pool, TestAdapter, count_cognito_calls, fresh_code
 from tests.support.tokens import (
     MOTO_KID,
     SigningKey,
     access_claims,
     cached_key,
-    count_cognito_calls,
     hs256_token,
     moto_public_jwks,
     unsigned_token,

@@ -16,10 +16,10 @@ import pytest
 import requests
 from django.conf import global_settings
 
-from tests.conftest import require_service
 from tests.support.cognito import Pool, create_pool, moto_server_client
 from tests.support.servers import CountingProxy, Gunicorn, migrate, server_environment
 from tests.support.servers import temporary_database as make_database
+from tests.support.services import require_service
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.postgres]
 

@@ -19,8 +19,8 @@ from rest_framework.test import APIClient
 
 from cognito_mfa import flows
 from cognito_mfa.models import Enrollment, EnrollmentFlow, EnrollmentStatus, FailureCounter
-from tests.conftest import fresh_code
-from tests.support.cognito import wrong_code
+from tests.support.cognito import fresh_code, wrong_code
+from tests.support.enrollments import start_enrollment
 
 pytestmark = pytest.mark.django_db
 
@@ -65,15 +65,9 @@ def known_alice(alice_api: APIClient) -> APIClient:
     return alice_api
 
 
-def _start(api: APIClient) -> str:
-    response = api.post("/api/mfa/enrollments/", {}, format="json")
-    assert response.status_code == 201, response.content
-    return str(response.json()["id"])
-
-
 def test_start_and_verify_stay_within_budget(known_alice: APIClient, counted: Any) -> None:
     with counted("start"):
-        enrollment_id = _start(known_alice)
+        enrollment_id = start_enrollment(known_alice)["id"]
     with counted("verify"):
         response = known_alice.post(
             f"/api/mfa/enrollments/{enrollment_id}/verify/",
@@ -85,14 +79,14 @@ def test_start_and_verify_stay_within_budget(known_alice: APIClient, counted: An
 
 
 def test_starting_again_cancels_within_budget(known_alice: APIClient, counted: Any) -> None:
-    first = _start(known_alice)
+    first = start_enrollment(known_alice)["id"]
     with counted("start_replacing"):
-        _start(known_alice)
+        start_enrollment(known_alice)["id"]
     assert Enrollment.objects.get(pk=first).status == EnrollmentStatus.CANCELLED
 
 
 def test_status_detail_and_cancel_stay_within_budget(known_alice: APIClient, counted: Any) -> None:
-    enrollment_id = _start(known_alice)
+    enrollment_id = start_enrollment(known_alice)["id"]
     with counted("status", transactions=0):
         status = known_alice.get("/api/mfa/status/").json()
     assert status["pending_enrollment"]["id"] == enrollment_id
@@ -125,7 +119,7 @@ def test_list_is_two_queries_whatever_the_rows(
 
 
 def test_a_success_after_wrong_codes_resets_the_counter(known_alice: APIClient) -> None:
-    enrollment_id = _start(known_alice)
+    enrollment_id = start_enrollment(known_alice)["id"]
     url = f"/api/mfa/enrollments/{enrollment_id}/verify/"
     assert known_alice.post(url, {"user_code": wrong_code()}, format="json").status_code == 400
     assert FailureCounter.objects.get(cognito_username="alice").consecutive_failures == 1
@@ -138,7 +132,7 @@ def test_a_wrong_code_counted_while_waiting_for_the_lease_is_reset_too(
 ) -> None:
     # No counter when the verify starts; another request holds the lease and counts a wrong
     # code meanwhile. The success must still reset it.
-    enrollment_id = _start(known_alice)
+    enrollment_id = start_enrollment(known_alice)["id"]
     Enrollment.objects.filter(pk=enrollment_id).update(
         verify_lease_until=timezone.now() + timedelta(milliseconds=150)
     )

@@ -18,9 +18,9 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from cognito_mfa.adapter import DefaultAdapter
-from tests.conftest import require_service
 from tests.support.cognito import Pool, create_pool, moto_server_client
 from tests.support.servers import Gunicorn, migrate, server_environment, temporary_database
+from tests.support.services import require_service
 
 CHALLENGE = "/api/mfa/challenge/enrollments/"
 RATES = {"start": "2/min", "verify": "3/min", "challenge": "3/min"}

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from cognito_mfa import crypto
 from cognito_mfa.models import Enrollment
-from tests.commands.test_verify_software_token import _manage_py, run
+from tests.support.commands import manage_py, run_verify_software_token
 
 SECRET = "eyJraWQiOiJTRUNSRVQtVE9LRU4tVkFMVUUifQ.c2VjcmV0.c2ln"
 
@@ -32,7 +32,7 @@ PARSE_ERRORS = {
 @pytest.mark.parametrize(("argv", "hint"), list(PARSE_ERRORS.values()), ids=list(PARSE_ERRORS))
 def test_parse_errors_on_the_command_line_exit_252_without_echo(argv: list[str], hint: str) -> None:
     # The AWS CLI answers argparse's errors with 252, like its other parameter errors.
-    done = _manage_py("verify_software_token", *argv)
+    done = manage_py("verify_software_token", *argv)
     assert done.returncode == 252, done.stderr[-400:]
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
@@ -63,7 +63,7 @@ def test_a_client_the_settings_cannot_build_exits_253(
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
     setattr(settings, setting, value)
-    code, out, err = run("--access-token", SECRET, "--user-code", "123456")
+    code, out, err = run_verify_software_token("--access-token", SECRET, "--user-code", "123456")
     assert code == 253, err
     assert out == ""
     assert err.startswith("\nThe Cognito client could not be built from the settings: ")

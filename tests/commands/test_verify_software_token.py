@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +18,10 @@ from cognito_mfa import crypto, flows
 from cognito_mfa.cognito import get_client
 from cognito_mfa.management.commands import verify_software_token as command_module
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import SignalLog, fresh_code
-from tests.support.cognito import Pool, run_as_hosts, wrong_code
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cognito import Pool, fresh_code, wrong_code
+from tests.support.commands import manage_py, run_verify_software_token
+from tests.support.signals import SignalLog
+from tests.support.threads import run_as_hosts
 
 # What `aws cognito-idp verify-software-token --generate-cli-skeleton [input]` prints (aws-cli
 # 1.46.3): the request members in the service model's order, empty, indent 4, one newline.
@@ -36,16 +33,6 @@ AWS_CLI_INPUT_SKELETON = (
     '    "FriendlyDeviceName": ""\n'
     "}\n"
 )
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """Run verify_software_token in-process; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("verify_software_token", *args, stdout=out, stderr=err)
-    except CommandError as stop:  # called from Python: the CLI's exit code, no SystemExit
-        return stop.returncode, out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -74,7 +61,7 @@ def associated(pool: Pool) -> str:
     "args", [["--generate-cli-skeleton"], ["--generate-cli-skeleton", "input"]]
 )
 def test_input_skeleton_equals_the_aws_clis(no_cognito: None, args: list[str]) -> None:
-    code, out, err = run(*args)
+    code, out, err = run_verify_software_token(*args)
     assert (code, err) == (0, "")
     assert out == AWS_CLI_INPUT_SKELETON
     assert list(json.loads(out)) == ["AccessToken", "Session", "UserCode", "FriendlyDeviceName"]
@@ -85,37 +72,27 @@ def test_input_skeleton_is_derived_from_the_service_model(no_cognito: None) -> N
 
     model = botocore.session.get_session().get_service_model("cognito-idp")
     members = list(model.operation_model("VerifySoftwareToken").input_shape.members)
-    assert json.loads(run("--generate-cli-skeleton")[1]) == dict.fromkeys(members, "")
-
-
-def _manage_py(*arguments: str) -> subprocess.CompletedProcess[str]:
-    """Run ``manage.py`` in a fresh process, as an operator's shell does."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    assert json.loads(run_verify_software_token("--generate-cli-skeleton")[1]) == dict.fromkeys(
+        members, ""
     )
 
 
 def test_input_skeleton_from_the_real_command_line() -> None:
-    done = _manage_py("verify_software_token", "--generate-cli-skeleton")
+    done = manage_py("verify_software_token", "--generate-cli-skeleton")
     assert (done.returncode, done.stdout, done.stderr) == (0, AWS_CLI_INPUT_SKELETON, "")
 
 
 def test_output_skeleton_validates_input_and_sends_nothing(no_cognito: None) -> None:
     # The AWS CLI's rule: each output member filled with its own name.
-    code, out, err = run(
+    code, out, err = run_verify_software_token(
         "--generate-cli-skeleton", "output", "--access-token", "a-token", "--user-code", "123456"
     )
     assert (code, err) == (0, "")
     assert out == '{\n    "Status": "Status",\n    "Session": "Session"\n}\n'
     # Like the CLI, "output" still needs a valid command.
-    code, out, err = run("--generate-cli-skeleton", "output", "--access-token", "a-token")
+    code, out, err = run_verify_software_token(
+        "--generate-cli-skeleton", "output", "--access-token", "a-token"
+    )
     assert code == 252
     assert out == ""
     assert "the following arguments are required: --user-code" in err
@@ -126,7 +103,9 @@ def test_output_skeleton_validates_input_and_sends_nothing(no_cognito: None) -> 
 
 def test_access_token_with_session_is_refused(no_cognito: None) -> None:
     token, session = "eyJhbGciOi.token-value.sig", "session-value-" + "x" * 20
-    code, out, err = run("--access-token", token, "--session", session, "--user-code", "123456")
+    code, out, err = run_verify_software_token(
+        "--access-token", token, "--session", session, "--user-code", "123456"
+    )
     assert code == 252
     assert out == ""
     assert "Exactly one of AccessToken (--access-token) and Session (--session)" in err
@@ -158,7 +137,7 @@ def test_access_token_with_session_is_refused(no_cognito: None) -> None:
 def test_bad_parameters_exit_252_without_echo(
     no_cognito: None, args: list[str], expected: str
 ) -> None:
-    code, out, err = run(*args)
+    code, out, err = run_verify_software_token(*args)
     assert code == 252
     assert out == ""
     assert err.startswith("\n")
@@ -180,7 +159,7 @@ def test_bad_parameter_files_exit_252_without_echo(
 ) -> None:
     path = tmp_path / "input.json"
     path.write_bytes(content)
-    code, out, err = run("--cli-input-json", f"file://{path}")
+    code, out, err = run_verify_software_token("--cli-input-json", f"file://{path}")
     assert (code, out) == (252, "")
     assert expected in err
     assert "Traceback" not in err
@@ -190,7 +169,7 @@ def test_bad_parameter_files_exit_252_without_echo(
 def test_a_file_that_is_not_utf8_from_the_real_command_line(tmp_path: Path) -> None:
     path = tmp_path / "input.json"
     path.write_bytes(b'{"UserCode": "123456", "AccessToken": "\xff"}')
-    done = _manage_py("verify_software_token", "--cli-input-json", f"file://{path}")
+    done = manage_py("verify_software_token", "--cli-input-json", f"file://{path}")
     assert done.returncode == 252, done.stderr[-300:]
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
@@ -199,7 +178,7 @@ def test_a_file_that_is_not_utf8_from_the_real_command_line(tmp_path: Path) -> N
 
 @pytest.mark.django_db
 def test_success_against_moto(associated: str, pool: Pool) -> None:
-    code, out, err = run(
+    code, out, err = run_verify_software_token(
         "--access-token", associated, "--user-code", fresh_code(), "--friendly-device-name", "CLI"
     )
     assert (code, err) == (0, "")
@@ -221,14 +200,14 @@ def test_success_against_moto(associated: str, pool: Pool) -> None:
 def test_filled_in_skeleton_is_accepted(associated: str, tmp_path: Path) -> None:
     filled = json.loads(AWS_CLI_INPUT_SKELETON)
     filled.update(AccessToken=associated, UserCode=fresh_code())
-    code, out, err = run("--cli-input-json", json.dumps(filled))
+    code, out, err = run_verify_software_token("--cli-input-json", json.dumps(filled))
     assert (code, err) == (0, "")
     assert json.loads(out)["Status"] == "SUCCESS"
 
     # file://, as the AWS CLI reads it; a second verify of the same token also succeeds.
     path = tmp_path / "input.json"
     path.write_text(json.dumps(filled), encoding="utf-8")
-    code, out, err = run("--cli-input-json", f"file://{path}")
+    code, out, err = run_verify_software_token("--cli-input-json", f"file://{path}")
     assert (code, err) == (0, "")
     assert json.loads(out)["Status"] == "SUCCESS"
 
@@ -236,7 +215,7 @@ def test_filled_in_skeleton_is_accepted(associated: str, tmp_path: Path) -> None
 @pytest.mark.django_db
 def test_command_line_values_override_the_json(associated: str) -> None:
     filled = {"AccessToken": "not-the-token", "Session": "", "UserCode": wrong_code()}
-    code, out, err = run(
+    code, out, err = run_verify_software_token(
         "--cli-input-json",
         json.dumps(filled),
         "--access-token",
@@ -249,14 +228,18 @@ def test_command_line_values_override_the_json(associated: str) -> None:
 
     # And the other way round: the option's wrong code wins over the JSON's right one.
     filled = {"AccessToken": associated, "UserCode": fresh_code()}
-    code, out, err = run("--cli-input-json", json.dumps(filled), "--user-code", wrong_code())
+    code, out, err = run_verify_software_token(
+        "--cli-input-json", json.dumps(filled), "--user-code", wrong_code()
+    )
     assert code == 254
     assert "(CodeMismatchException)" in err
 
 
 @pytest.mark.django_db
 def test_errors_are_the_clis_line_without_tokens(associated: str) -> None:
-    code, out, err = run("--access-token", associated, "--user-code", wrong_code())
+    code, out, err = run_verify_software_token(
+        "--access-token", associated, "--user-code", wrong_code()
+    )
     assert code == 254
     assert out == ""
     assert err == (
@@ -266,7 +249,7 @@ def test_errors_are_the_clis_line_without_tokens(associated: str) -> None:
 
     # moto puts the token it was given into its message; ours never does.
     bogus = "bogus-token-value-1234567890"
-    code, out, err = run("--access-token", bogus, "--user-code", "123456")
+    code, out, err = run_verify_software_token("--access-token", bogus, "--user-code", "123456")
     assert code == 254
     assert err.startswith("\nAn error occurred (NotAuthorizedException) when calling the ")
     assert bogus not in err
@@ -276,7 +259,7 @@ def test_errors_are_the_clis_line_without_tokens(associated: str) -> None:
 def test_status_error_is_printed_like_the_cli(pool: Pool) -> None:
     with Stubber(get_client().client) as stub:
         stub.add_response("verify_software_token", {"Status": "ERROR"})
-        code, out, err = run("--session", "s" * 30, "--user-code", "123456")
+        code, out, err = run_verify_software_token("--session", "s" * 30, "--user-code", "123456")
     assert (code, err) == (0, "")
     assert out == '{\n    "Status": "ERROR"\n}\n'
 
@@ -285,7 +268,7 @@ def test_status_error_is_printed_like_the_cli(pool: Pool) -> None:
 def test_unreachable_cognito_exits_255(pool: Pool, settings: Any) -> None:
     settings.COGNITO_MFA_ENDPOINT_URL = "http://127.0.0.1:9"
     settings.COGNITO_MFA_CONNECT_TIMEOUT = 0.5
-    code, out, err = run("--access-token", "tok", "--user-code", "123456")
+    code, out, err = run_verify_software_token("--access-token", "tok", "--user-code", "123456")
     assert code == 255
     assert out == ""
     assert "Could not connect" in err
@@ -467,7 +450,7 @@ def test_cleanup_accepts_retention_in_seconds(settings: Any, db: Any) -> None:
 
 
 def test_a_parameter_file_under_an_unknown_home_exits_252_without_a_traceback() -> None:
-    done = _manage_py(
+    done = manage_py(
         "verify_software_token",
         "--cli-input-json",
         "file://~no_such_user_here/in.json",

@@ -14,9 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment, EnrollmentStatus, FailureCounter
-from tests.conftest import SignalLog, fresh_code
 from tests.support.challenge import mfa_setup_session, start, stubbed_app_client, verify
-from tests.support.cognito import Pool, wrong_code
+from tests.support.cognito import Pool, fresh_code, wrong_code
+from tests.support.signals import SignalLog
 
 
 @pytest.mark.django_db
@@ -166,7 +166,7 @@ def test_the_start_tells_nothing_of_the_named_user_and_the_row_names_nobody(
     nobody and one naming a user with MFA answer alike: same status, same body shape, the same
     Cognito calls (so the same timing class), and the pool's PreventUserExistenceErrors holds.
     What is stored names none of them."""
-    from tests.support.tokens import count_cognito_calls
+    from tests.support.cognito import count_cognito_calls
 
     mfa_pool.create_user("olga-no-mfa", permanent=False)
     # gina set up TOTP through the app at her first sign-in.

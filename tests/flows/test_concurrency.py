@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import require_service
 from tests.support.cognito import Pool, create_pool, moto_server_client, wrong_code
 from tests.support.servers import (
     CountingProxy,
@@ -28,6 +27,7 @@ from tests.support.servers import (
     server_environment,
     temporary_database,
 )
+from tests.support.services import require_service
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.postgres]
 

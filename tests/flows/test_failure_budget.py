@@ -15,6 +15,7 @@ from cognito_mfa import flows
 from cognito_mfa.cognito import get_client
 from cognito_mfa.models import Enrollment, FailureCounter
 from tests.support.cognito import Pool, totp_code, wrong_code
+from tests.support.enrollments import ENROLLMENTS_URL, start_enrollment, verify_enrollment
 from tests.support.faults import EVENT, Faults
 
 pytestmark = pytest.mark.django_db
@@ -36,22 +37,6 @@ def clock() -> Iterator[Any]:
         yield traveller
 
 
-def _start(api: APIClient) -> Any:
-    return api.post("/api/mfa/enrollments/", {}, format="json")
-
-
-def _verify(api: APIClient, enrollment_id: str, code: str) -> Any:
-    return api.post(
-        f"/api/mfa/enrollments/{enrollment_id}/verify/", {"user_code": code}, format="json"
-    )
-
-
-def _started(api: APIClient) -> str:
-    response = _start(api)
-    assert response.status_code == 201, response.content
-    return str(response.json()["id"])
-
-
 def _assert_throttled(response: Any, retry_after: int, *, reset_required: bool = False) -> None:
     assert response.status_code == 429, response.content
     assert response.json()["code"] == "throttled"
@@ -66,38 +51,39 @@ def test_backoff_doubles_survives_a_new_enrollment_and_resets_after_success(
     settings.COGNITO_MFA_FAILURE_BUDGET = 3
     settings.COGNITO_MFA_FAILURE_BACKOFF_BASE = timedelta(seconds=30)
     settings.COGNITO_MFA_MAX_ATTEMPTS = 5
-    first = _started(alice_api)
+    first = start_enrollment(alice_api)["id"]
 
     for remaining in (4, 3, 2):  # within the budget: plain wrong codes
-        response = _verify(alice_api, first, wrong_code())
+        response = verify_enrollment(alice_api, first, wrong_code())
         assert response.status_code == 400
         assert response.json()["attempts_remaining"] == remaining
     assert FailureCounter.objects.get(cognito_username="alice").blocked_until is None
 
-    assert _verify(alice_api, first, wrong_code()).status_code == 400  # 1 over: 30 s
+    assert verify_enrollment(alice_api, first, wrong_code()).status_code == 400  # 1 over: 30 s
     verifies = sends.sends["VerifySoftwareToken"]
-    _assert_throttled(_verify(alice_api, first, totp_code()), 31)
-    _assert_throttled(_start(alice_api), 31)  # a new enrollment does not escape it
+    _assert_throttled(verify_enrollment(alice_api, first, totp_code()), 31)
+    # A new enrollment does not escape it.
+    _assert_throttled(alice_api.post(ENROLLMENTS_URL, {}, format="json"), 31)
     assert sends.sends["VerifySoftwareToken"] == verifies  # refused before Cognito
 
     clock.shift(timedelta(seconds=31))
-    locked = _verify(alice_api, first, wrong_code())  # 2 over: 60 s; the enrollment locks
+    locked = verify_enrollment(alice_api, first, wrong_code())  # 2 over: 60 s; the enrollment locks
     assert locked.status_code == 400
     assert locked.json()["attempts_remaining"] == 0
-    _assert_throttled(_start(alice_api), 61)
+    _assert_throttled(alice_api.post(ENROLLMENTS_URL, {}, format="json"), 61)
 
     clock.shift(timedelta(seconds=61))
-    second = _started(alice_api)
-    assert _verify(alice_api, second, wrong_code()).status_code == 400  # 3 over: 120 s
-    _assert_throttled(_verify(alice_api, second, totp_code()), 121)
+    second = start_enrollment(alice_api)["id"]
+    assert verify_enrollment(alice_api, second, wrong_code()).status_code == 400  # 3 over: 120 s
+    _assert_throttled(verify_enrollment(alice_api, second, totp_code()), 121)
     assert FailureCounter.objects.get(cognito_username="alice").consecutive_failures == 6
 
     clock.shift(timedelta(seconds=121))
-    assert _verify(alice_api, second, totp_code()).status_code == 200
+    assert verify_enrollment(alice_api, second, totp_code()).status_code == 200
     assert not FailureCounter.objects.filter(cognito_username="alice").exists()
 
-    third = _started(alice_api)
-    assert _verify(alice_api, third, wrong_code()).status_code == 400
+    third = start_enrollment(alice_api)["id"]
+    assert verify_enrollment(alice_api, third, wrong_code()).status_code == 400
     assert FailureCounter.objects.get(cognito_username="alice").blocked_until is None
 
 
@@ -109,21 +95,21 @@ def test_never_more_than_the_hard_limit_of_consecutive_failures(
     assert flows.app_settings.FAILURE_HARD_LIMIT == 100  # the default
 
     for _ in range(2):
-        enrollment_id = _started(alice_api)
+        enrollment_id = start_enrollment(alice_api)["id"]
         for _ in range(50):
-            assert _verify(alice_api, enrollment_id, wrong_code()).status_code == 400
+            assert verify_enrollment(alice_api, enrollment_id, wrong_code()).status_code == 400
     assert Enrollment.objects.filter(status="locked").count() == 2
     assert FailureCounter.objects.get(cognito_username="alice").consecutive_failures == 100
     assert sends.sends["VerifySoftwareToken"] == 100
 
-    _assert_throttled(_start(alice_api), 3600, reset_required=True)
+    _assert_throttled(alice_api.post(ENROLLMENTS_URL, {}, format="json"), 3600, reset_required=True)
 
     # Time does not wear the hard limit off (a fresh sign-in two days later: still refused).
     clock.shift(timedelta(days=2))
     alice_api.credentials(HTTP_AUTHORIZATION=f"Bearer {pool.access_token('alice')}")
-    _assert_throttled(_start(alice_api), 3600, reset_required=True)
+    _assert_throttled(alice_api.post(ENROLLMENTS_URL, {}, format="json"), 3600, reset_required=True)
     assert sends.sends["VerifySoftwareToken"] == 100
 
     # Until the help desk resets it.
     flows.reset_failure_budget("alice")
-    assert _start(alice_api).status_code == 201
+    start_enrollment(alice_api)

@@ -12,28 +12,21 @@ from urllib.parse import unquote
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 
 from cognito_mfa import exceptions as exc
 from cognito_mfa.adapter import DefaultAdapter
 from cognito_mfa.models import CognitoIdentity, Enrollment
 from cognito_mfa.tokens import AccessToken, validate_access_token
 from tests.support.cognito import Pool
+from tests.support.enrollments import bearer_client, start_enrollment
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/mfa/"
 
 
-def _bearer(token: str) -> APIClient:
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return api
-
-
 def _start(pool: Pool, username: str) -> tuple[Any, Enrollment]:
-    response = _bearer(pool.access_token(username)).post(BASE + "enrollments/", {}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json(), Enrollment.objects.get(pk=response.json()["id"])
+    body = start_enrollment(bearer_client(pool.access_token(username)))
+    return body, Enrollment.objects.get(pk=body["id"])
 
 
 def test_a_pool_user_named_like_the_superuser_gets_an_account_of_its_own(pool: Pool) -> None:
@@ -86,7 +79,7 @@ def test_a_re_created_cognito_username_does_not_inherit_the_previous_person(pool
     pool.client.admin_delete_user(UserPoolId=pool.pool_id, Username="dave")
     pool.create_user("dave")  # another person, another sub
 
-    newcomer = _bearer(pool.access_token("dave"))
+    newcomer = bearer_client(pool.access_token("dave"))
     listed = newcomer.get(BASE + "enrollments/").json()
     assert listed == []
     cancel = newcomer.delete(f"{BASE}enrollments/{first.pk}/")
@@ -103,7 +96,7 @@ def test_a_deactivated_bound_account_is_refused_like_drf_refuses_it(pool: Pool) 
     user.is_active = False
     user.save()
 
-    response = _bearer(pool.access_token("erin")).get(BASE + "enrollments/")
+    response = bearer_client(pool.access_token("erin")).get(BASE + "enrollments/")
     assert response.status_code == 401
     assert response.json()["code"] == "account_unavailable"
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -112,7 +105,7 @@ def test_a_deactivated_bound_account_is_refused_like_drf_refuses_it(pool: Pool) 
 def test_a_deactivated_same_named_account_is_neither_adopted_nor_doubled(pool: Pool) -> None:
     get_user_model().objects.create_user("frank", is_active=False)
     pool.create_user("frank")
-    response = _bearer(pool.access_token("frank")).get(BASE + "enrollments/")
+    response = bearer_client(pool.access_token("frank")).get(BASE + "enrollments/")
     assert response.status_code == 401
     assert response.json()["code"] == "account_unavailable"
     assert get_user_model().objects.count() == 1

@@ -18,10 +18,9 @@ from rest_framework.test import APIClient
 from cognito_mfa import flows
 from cognito_mfa.cognito import AssociateResult, get_client
 from cognito_mfa.models import Enrollment, EnrollmentFlow
+from tests.support.enrollments import ENROLLMENTS_URL, start_enrollment
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-START_URL = "/api/mfa/enrollments/"
 
 
 class KeyIssuer:
@@ -50,20 +49,14 @@ class KeyIssuer:
         return self.keys[-1]
 
 
-def _start(api: APIClient) -> dict[str, Any]:
-    response = api.post(START_URL, {}, format="json")
-    assert response.status_code == 201, response.content
-    return dict(response.json())
-
-
 def test_the_pending_enrollment_shows_the_key_cognito_holds_when_two_starts_cross(
     alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issuer = KeyIssuer(monkeypatch)
     other_tab: dict[str, Any] = {}
-    issuer.during_first_call = lambda: other_tab.update(_start(alice_api))
+    issuer.during_first_call = lambda: other_tab.update(start_enrollment(alice_api))
 
-    first_tab = _start(alice_api)
+    first_tab = start_enrollment(alice_api)
 
     pending = Enrollment.objects.get(status="pending")
     shown = {first_tab["id"]: first_tab["secret_code"], other_tab["id"]: other_tab["secret_code"]}
@@ -75,10 +68,10 @@ def test_the_pending_enrollment_shows_the_key_cognito_holds_when_two_starts_cros
 def test_a_later_start_asks_for_one_key(
     alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _start(alice_api)
+    start_enrollment(alice_api)
     issuer = KeyIssuer(monkeypatch)
 
-    again = _start(alice_api)
+    again = start_enrollment(alice_api)
 
     assert issuer.keys == ["KEY1"]
     assert again["secret_code"] == issuer.held
@@ -88,7 +81,7 @@ def test_a_later_start_asks_for_one_key(
 def test_starts_that_keep_crossing_give_up_with_409_and_change_nothing(
     alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    older = _start(alice_api)
+    older = start_enrollment(alice_api)
     issuer = KeyIssuer(monkeypatch)
 
     def rewrite_the_older_row(**params: Any) -> AssociateResult:
@@ -98,7 +91,7 @@ def test_starts_that_keep_crossing_give_up_with_409_and_change_nothing(
 
     monkeypatch.setattr(issuer.client, "associate_software_token", rewrite_the_older_row)
 
-    response = alice_api.post(START_URL, {}, format="json")
+    response = alice_api.post(ENROLLMENTS_URL, {}, format="json")
 
     assert response.status_code == 409
     assert response.json()["code"] == "enrollment_not_pending"
@@ -113,10 +106,10 @@ def test_a_row_stamped_by_a_clock_far_ahead_is_replaced_as_before(
     # minutes ahead): the row is stamped in our future, which no crossing can explain. The
     # start replaces it with one key, as it did before starts compared stamps.
     with time_machine.travel(timezone.now() + timedelta(minutes=5)):
-        older = _start(alice_api)
+        older = start_enrollment(alice_api)
     issuer = KeyIssuer(monkeypatch)
 
-    again = _start(alice_api)
+    again = start_enrollment(alice_api)
 
     assert issuer.keys == ["KEY1"]
     assert again["secret_code"] == issuer.held
@@ -137,7 +130,7 @@ def test_a_sign_in_challenge_row_naming_the_user_does_not_make_the_start_ask_aga
         expires_at=flows.now() + timedelta(minutes=3),
     )
 
-    started = _start(alice_api)
+    started = start_enrollment(alice_api)
 
     assert issuer.keys == ["KEY1"]
     assert started["secret_code"] == "KEY1"

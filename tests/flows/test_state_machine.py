@@ -40,8 +40,8 @@ from cognito_mfa import exceptions as exc
 from cognito_mfa import flows
 from cognito_mfa.models import Enrollment, EnrollmentStatus
 from cognito_mfa.tokens import validate_access_token
-from tests.conftest import SignalLog
 from tests.support.cognito import Pool, totp_code, wrong_code
+from tests.support.signals import SignalLog
 from tests.support.users import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,14 +18,9 @@ from cognito_mfa import exceptions as exc
 from cognito_mfa import flows
 from cognito_mfa.models import AuditEvent, Enrollment
 from cognito_mfa.tokens import AccessToken
-from tests.conftest import SignalLog, fresh_code
-from tests.support.cognito import Pool
-from tests.support.users import (
-    count_cognito_calls,
-    give_existing_totp,
-    sign_in,
-    totp_enabled,
-)
+from tests.support.cognito import Pool, count_cognito_calls, fresh_code
+from tests.support.signals import SignalLog
+from tests.support.users import give_existing_totp, sign_in, totp_enabled
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +50,7 @@ def test_replacing_totp_with_a_stale_sign_in_is_refused_without_touching_cognito
     pool: Pool, bob: str, signal_log: SignalLog
 ) -> None:
     token = sign_in(pool, bob)
-    with _later(16), count_cognito_calls() as calls:
+    with _later(16), count_cognito_calls() as counter:
         response = _bearer(token).post(
             "/api/mfa/enrollments/", {"friendly_device_name": "new phone"}, format="json"
         )
@@ -64,8 +59,8 @@ def test_replacing_totp_with_a_stale_sign_in_is_refused_without_touching_cognito
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert response["Cache-Control"] == "no-store"
     # Reading the MFA state is fine; nothing that changes it may have been sent.
-    assert calls["GetUser"] == 1
-    assert not any(calls[name] for name in MUTATING), calls
+    assert counter.counts["GetUser"] == 1
+    assert not any(counter.counts[name] for name in MUTATING), counter.calls
     assert not Enrollment.objects.exists()
     assert not AuditEvent.objects.exists()
     assert signal_log.events == []
@@ -76,11 +71,11 @@ def test_replacing_totp_with_a_recent_sign_in_starts_without_reading_cognito(
     pool: Pool, bob: str
 ) -> None:
     token = sign_in(pool, bob)
-    with _later(14), count_cognito_calls() as calls:
+    with _later(14), count_cognito_calls() as counter:
         response = _bearer(token).post("/api/mfa/enrollments/", {}, format="json")
     assert response.status_code == 201, response.content
     # A fresh sign-in may replace a TOTP anyway, so the decision costs no GetUser.
-    assert calls == {"AssociateSoftwareToken": 1}
+    assert counter.counts == {"AssociateSoftwareToken": 1}
     # The old device stays on until the new one is verified.
     assert totp_enabled(pool, bob)
 
@@ -102,23 +97,23 @@ def test_signing_in_again_lifts_the_step_up(pool: Pool, bob: str) -> None:
 
 
 def test_first_enrollment_needs_no_step_up(pool: Pool, alice: str) -> None:
-    with _later(45), count_cognito_calls() as calls:
+    with _later(45), count_cognito_calls() as counter:
         response = _bearer(alice).post("/api/mfa/enrollments/", {}, format="json")
     assert response.status_code == 201, response.content
-    assert calls == {"GetUser": 1, "AssociateSoftwareToken": 1}
+    assert counter.counts == {"GetUser": 1, "AssociateSoftwareToken": 1}
 
 
 def test_turning_totp_off_with_a_stale_sign_in_is_refused_without_touching_cognito(
     pool: Pool, bob: str, signal_log: SignalLog
 ) -> None:
     token = sign_in(pool, bob)
-    with _later(16), count_cognito_calls() as calls:
+    with _later(16), count_cognito_calls() as counter:
         response = _bearer(token).post(
             "/api/mfa/preference/", {"enabled": False, "preferred": False}, format="json"
         )
     assert response.status_code == 401, response.content
     assert response.json()["code"] == "reauthentication_required"
-    assert sum(calls.values()) == 0, calls
+    assert counter.calls == []
     assert totp_enabled(pool, bob)
     assert not AuditEvent.objects.exists()
     assert signal_log.named("mfa_preference_changed") == []
@@ -128,13 +123,13 @@ def test_turning_totp_off_with_a_recent_sign_in_works(
     pool: Pool, bob: str, signal_log: SignalLog
 ) -> None:
     token = sign_in(pool, bob)
-    with _later(10), count_cognito_calls() as calls:
+    with _later(10), count_cognito_calls() as counter:
         response = _bearer(token).post(
             "/api/mfa/preference/", {"enabled": False, "preferred": False}, format="json"
         )
     assert response.status_code == 200, response.content
     assert response.json()["software_token_mfa_enabled"] is False
-    assert calls["SetUserMFAPreference"] == 1
+    assert counter.counts["SetUserMFAPreference"] == 1
     assert not totp_enabled(pool, bob)
 
 
@@ -195,11 +190,11 @@ def test_a_user_protected_by_sms_needs_a_recent_sign_in_to_add_a_totp(
         Username="sam",
         SMSMfaSettings={"Enabled": True, "PreferredMfa": True},
     )
-    with _later(16), count_cognito_calls() as calls:
+    with _later(16), count_cognito_calls() as counter:
         response = _bearer(token).post("/api/mfa/enrollments/", {}, format="json")
     assert response.status_code == 401, response.content
     assert response.json()["code"] == "reauthentication_required"
-    assert not any(calls[name] for name in MUTATING), calls
+    assert not any(counter.counts[name] for name in MUTATING), counter.calls
     assert not Enrollment.objects.exists()
     assert signal_log.events == []
 
@@ -252,8 +247,8 @@ def test_an_owed_turn_on_counts_as_an_existing_totp(pool: Pool) -> None:
     assert Enrollment.objects.get(pk=started["id"]).preference_pending
     assert not totp_enabled(pool, "owen")
 
-    with _later(16), count_cognito_calls() as calls:
+    with _later(16), count_cognito_calls() as counter:
         response = api.post("/api/mfa/enrollments/", {}, format="json")
     assert response.status_code == 401, response.content
     assert response.json()["code"] == "reauthentication_required"
-    assert calls["AssociateSoftwareToken"] == 0
+    assert counter.counts["AssociateSoftwareToken"] == 0

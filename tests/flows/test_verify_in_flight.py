@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from cognito_mfa import exceptions as exc
 from cognito_mfa import flows
 from cognito_mfa.models import Enrollment, FailureCounter
+from tests.support.enrollments import ENROLLMENTS_URL, start_enrollment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,9 +26,7 @@ def short_lease(settings: Any) -> None:
 
 
 def _start(api: APIClient) -> Enrollment:
-    response = api.post("/api/mfa/enrollments/", {}, format="json")
-    assert response.status_code == 201, response.content
-    return Enrollment.objects.get(pk=response.json()["id"])
+    return Enrollment.objects.get(pk=start_enrollment(api)["id"])
 
 
 def _hold_lease(enrollment: Enrollment, seconds: float) -> None:
@@ -53,7 +52,7 @@ def test_a_new_start_gives_up_while_a_verify_holds_the_row(
     old = _start(alice_api)
     _hold_lease(old, 60)
 
-    response = alice_api.post("/api/mfa/enrollments/", {}, format="json")
+    response = alice_api.post(ENROLLMENTS_URL, {}, format="json")
 
     assert response.status_code == 409
     assert response.json()["code"] == "enrollment_not_pending"

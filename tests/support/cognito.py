@@ -1,30 +1,24 @@
-"""Test helpers: the adapter, TOTP codes, a moto user pool."""
+"""Cognito for the tests: a moto user pool, the test adapter, TOTP codes, and the one counter of
+the Cognito calls the app makes."""
 
 from __future__ import annotations
 
 import base64
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
-from django.db import connections
-from django.dispatch import Signal
 
-from cognito_mfa import signals
 from cognito_mfa.adapter import DefaultAdapter
+from cognito_mfa.cognito import get_client
 
 MOTO_SECRET = "asdfasdfasdf"  # moto gives every user this TOTP secret
 PASSWORD = "Correct-Horse-9-battery"
-
-
-# Every signal the app sends, by name: the receivers that record them all (the in-process
-# signal log, the test servers' file) connect to each.
-SIGNAL_NAMES = tuple(name for name, value in vars(signals).items() if isinstance(value, Signal))
 
 
 class TestAdapter(DefaultAdapter):
@@ -48,6 +42,13 @@ def totp_code(secret: str = MOTO_SECRET, at: float | None = None) -> str:
     padded = secret.upper() + "=" * (-len(secret) % 8)
     totp = TOTP(base64.b32decode(padded), 6, SHA1(), 30, enforce_key_length=False)
     return totp.generate(int(at if at is not None else time.time())).decode()
+
+
+def fresh_code(secret: str = MOTO_SECRET) -> str:
+    """A code with at least 2 s left in its 30-s step (moto accepts only the current step)."""
+    if time.time() % 30 > 28:
+        time.sleep(30 - time.time() % 30 + 0.05)
+    return totp_code(secret)
 
 
 def wrong_code(secret: str = MOTO_SECRET) -> str:
@@ -124,23 +125,44 @@ def create_pool(client: Any, *, mfa: str = "OPTIONAL", with_secret: bool = False
     return Pool(client, pool_id, app["ClientId"], app.get("ClientSecret"))
 
 
-Result = TypeVar("Result")
+@dataclass
+class CognitoCalls:
+    """The operations the app's Cognito client was asked for (``calls``, once per call) and
+    sent (``sends``, once per HTTP attempt, so a retried call shows in ``sends`` again)."""
+
+    calls: list[str] = field(default_factory=list)
+    sends: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter[str]:
+        """The calls by operation name."""
+        return Counter(self.calls)
+
+    def _on_call(self, model: Any = None, **_: Any) -> None:
+        self.calls.append(model.name if model is not None else "?")
+
+    def _on_send(self, request: Any = None, **_: Any) -> None:
+        target = (request.headers.get("X-Amz-Target") or b"") if request is not None else b""
+        if isinstance(target, bytes):
+            target = target.decode()
+        self.sends.append(target.rsplit(".", 1)[-1])
 
 
-def run_as_hosts(count: int, work: Callable[[], Result]) -> list[Result]:
-    """Run ``work`` in ``count`` threads released at once, as cron would on ``count`` hosts.
+@contextmanager
+def count_cognito_calls() -> Iterator[CognitoCalls]:
+    """Record every call (``before-call``) and HTTP send (``before-send``) of the app's client.
 
-    Each thread has its own database connection (closed when it is done); an exception in
-    any thread is raised here.
+    The hooks sit on the app's own client, so calls the tests make to moto directly are not
+    counted.
     """
-    barrier = threading.Barrier(count)
-
-    def host(_: int) -> Result:
-        try:
-            barrier.wait(timeout=30)
-            return work()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(host, range(count), timeout=120))
+    recorded = CognitoCalls()
+    client = get_client().client
+    service = client.meta.service_model.service_id.hyphenize()
+    events = client.meta.events
+    events.register(f"before-call.{service}", recorded._on_call, unique_id="tests-count-call")
+    events.register_first(f"before-send.{service}", recorded._on_send, unique_id="tests-count-send")
+    try:
+        yield recorded
+    finally:
+        events.unregister(f"before-call.{service}", unique_id="tests-count-call")
+        events.unregister(f"before-send.{service}", unique_id="tests-count-send")

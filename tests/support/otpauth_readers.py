@@ -21,7 +21,7 @@ from unittest import mock
 import pyotp
 import pyotp.otp
 
-from tests.conftest import require_service
+from tests.support.services import require_service
 
 NODE_PATH_ENV = "COGNITO_MFA_TEST_NODE_PATH"
 NODE_OTPAUTH_MAJOR = "9"

@@ -1,4 +1,4 @@
-"""Helpers for the core tests: tokens signed with keys of our own, Cognito call counting."""
+"""Access tokens for the tests: signed with keys of our own, unsigned, or HS256."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ import base64
 import functools
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
-
-from cognito_mfa.cognito import get_client
 
 MOTO_KID = "dummy"  # the kid moto signs every token with
 
@@ -91,34 +87,3 @@ def hs256_token(claims: dict[str, Any], secret: bytes, kid: str = MOTO_KID) -> s
     signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(signature)}"
-
-
-class CallCounter:
-    """Count the operations the process-wide Cognito client is asked to perform."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.sends: list[str] = []
-
-    def _on_call(self, model: Any = None, **_: Any) -> None:
-        self.calls.append(model.name if model is not None else "?")
-
-    def _on_send(self, request: Any = None, **_: Any) -> None:
-        target = (request.headers.get("X-Amz-Target") or b"") if request is not None else b""
-        if isinstance(target, bytes):
-            target = target.decode()
-        self.sends.append(target.rsplit(".", 1)[-1])
-
-
-@contextmanager
-def count_cognito_calls() -> Iterator[CallCounter]:
-    """Record every API call (``before-call``) and HTTP send (``before-send``) of the client."""
-    counter = CallCounter()
-    events = get_client().client.meta.events
-    events.register("before-call.cognito-idp", counter._on_call, unique_id="core-tests-call")
-    events.register_first("before-send.cognito-idp", counter._on_send, unique_id="core-tests-send")
-    try:
-        yield counter
-    finally:
-        events.unregister("before-call.cognito-idp", unique_id="core-tests-call")
-        events.unregister("before-send.cognito-idp", unique_id="core-tests-send")

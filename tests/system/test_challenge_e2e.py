@@ -16,17 +16,16 @@ import requests
 
 from cognito_mfa import crypto, flows
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import SignalLog, fresh_code
-from tests.support.challenge import (
+from tests.support.challenge import Spa, configure
+from tests.support.cognito import create_pool, fresh_code, moto_server_client, wrong_code
+from tests.support.sentinels import (
     LogCapture,
-    Spa,
     all_loggers_at_debug,
     assert_absent,
-    configure,
     database_dump,
     signal_kwargs_text,
 )
-from tests.support.cognito import create_pool, moto_server_client, wrong_code
+from tests.support.signals import SignalLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -22,9 +22,9 @@ import pytest
 from cognito_mfa.models import Enrollment
 from example_project import settings as example_settings
 from example_project.demo import NEW_USER, READY_USER, SeededPool, pool_settings, seed_pool
-from tests.conftest import fresh_code, launched_chromium, require_service
-from tests.support.cognito import moto_server_client, wrong_code
+from tests.support.cognito import fresh_code, moto_server_client, wrong_code
 from tests.support.otpauth_readers import read_alike
+from tests.support.services import launched_chromium, require_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

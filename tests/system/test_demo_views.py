@@ -10,8 +10,7 @@ from django.test import Client
 
 from example_project import demo
 from example_project.demo import NEW_USER, READY_USER, SeededPool, pool_settings, seed_pool
-from tests.conftest import fresh_code
-from tests.support.cognito import wrong_code
+from tests.support.cognito import fresh_code, wrong_code
 
 pytestmark = pytest.mark.django_db
 

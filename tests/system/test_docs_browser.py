@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import launched_chromium, require_service
+from tests.support.services import launched_chromium, require_service
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.conftest import SignalLog, fresh_code
-from tests.support.cognito import Pool
+from tests.support.cognito import Pool, fresh_code
+from tests.support.signals import SignalLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

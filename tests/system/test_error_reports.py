@@ -18,9 +18,8 @@ from rest_framework.test import APIClient
 from cognito_mfa import flows
 from cognito_mfa.models import Enrollment, EnrollmentQuerySet
 from cognito_mfa.tokens import validate_access_token
-from tests.conftest import fresh_code
 from tests.support.challenge import mfa_setup_session
-from tests.support.cognito import MOTO_SECRET, Pool
+from tests.support.cognito import MOTO_SECRET, Pool, fresh_code
 
 BASE = "/api/mfa/"
 

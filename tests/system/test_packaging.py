@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from cognito_mfa import conf
-from tests.conftest import require_service
+from tests.support.services import require_service
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -461,8 +461,7 @@ def test_a_fresh_virtualenv_keeps_its_django_and_a_new_site_enrolls_a_user(
     HTTP."""
     import django
 
-    from tests.conftest import fresh_code
-    from tests.support.cognito import create_pool, moto_server_client
+    from tests.support.cognito import create_pool, fresh_code, moto_server_client
 
     clone = tmp_path / "clone"
     _clean_copy(clone)

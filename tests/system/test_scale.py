@@ -25,7 +25,7 @@ from django.utils import timezone
 from cognito_mfa import crypto, flows
 from cognito_mfa.models import AuditEvent, CognitoIdentity, Enrollment
 from tests.support.admin import make_staff
-from tests.support.cognito import run_as_hosts
+from tests.support.threads import run_as_hosts
 
 # --- the admin: queries per page do not grow with the rows ------------------------------------
 

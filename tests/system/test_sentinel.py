@@ -25,8 +25,8 @@ from rest_framework.test import APIClient
 from cognito_mfa import signals
 from cognito_mfa.cognito import RedactingFilter
 from cognito_mfa.models import AuditEvent
-from tests.conftest import fresh_code
-from tests.support.cognito import MOTO_SECRET, SIGNAL_NAMES, Pool, wrong_code
+from tests.support.cognito import MOTO_SECRET, Pool, fresh_code, wrong_code
+from tests.support.signals import SIGNAL_NAMES
 
 BASE = "/api/mfa/"
 

@@ -21,9 +21,9 @@ from django.utils.translation import deactivate
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import Enrollment
-from tests.conftest import require_service
 from tests.support.admin import changelist_url, confirm_action, make_staff, messages_of
 from tests.support.cognito import Pool, wrong_code
+from tests.support.services import require_service
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "cognito_mfa"

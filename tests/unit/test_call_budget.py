@@ -28,8 +28,8 @@ from cognito_mfa import exceptions as exc
 from cognito_mfa.budget import CallBudget, LocalState, get_budget
 from cognito_mfa.checks import check_call_budget, check_call_budget_shared
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import fresh_code, require_service
-from tests.support.cognito import Pool
+from tests.support.cognito import Pool, fresh_code
+from tests.support.services import require_service
 
 BASE = "/api/mfa/"
 ROOT = Path(__file__).resolve().parents[2]

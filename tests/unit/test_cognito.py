@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from cognito_mfa import cognito
 from cognito_mfa import exceptions as exc
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import fresh_code
+from tests.support.cognito import fresh_code
 
 BASE = "/api/mfa/"
 SENTINEL = "SENTINEL-cognito-message-7f3a"

@@ -22,9 +22,11 @@ from cognito_mfa import cognito
 from cognito_mfa import exceptions as exc
 from cognito_mfa.cognito import CognitoClient, get_client
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import SignalLog, fresh_code
-from tests.support.challenge import LogCapture, Spa, all_loggers_at_debug, configure
-from tests.support.cognito import create_pool
+from tests.support.challenge import Spa, configure
+from tests.support.cognito import create_pool, fresh_code
+from tests.support.enrollments import start_enrollment
+from tests.support.sentinels import LogCapture, all_loggers_at_debug
+from tests.support.signals import SignalLog
 
 BASE = "/api/mfa/"
 SERVICE = "cognito-identity-provider"
@@ -67,9 +69,7 @@ def known_alice(alice_api: APIClient) -> APIClient:
 
 @pytest.fixture
 def started(known_alice: APIClient) -> str:
-    response = known_alice.post(BASE + "enrollments/", {}, format="json")
-    assert response.status_code == 201, response.content
-    return str(response.json()["id"])
+    return str(start_enrollment(known_alice)["id"])
 
 
 def _assert_cognito_error(response: Any) -> None:

@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from cognito_mfa.cognito import get_client
 from cognito_mfa.models import AuditEvent, Enrollment, FailureCounter
-from tests.conftest import SignalLog, fresh_code
-from tests.support.cognito import Pool
+from tests.support.cognito import Pool, fresh_code
+from tests.support.enrollments import start_enrollment, verify_enrollment
 from tests.support.faults import (
     CONNECT_TIMEOUT,
     EVENT,
@@ -23,6 +23,7 @@ from tests.support.faults import (
     THROTTLED,
     Faults,
 )
+from tests.support.signals import SignalLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,18 +52,6 @@ def user_api(server_pool: Pool) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {server_pool.access_token('fay')}")
     return client
-
-
-def _start(api: APIClient) -> str:
-    response = api.post("/api/mfa/enrollments/", {}, format="json")
-    assert response.status_code == 201, response.content
-    return str(response.json()["id"])
-
-
-def _verify(api: APIClient, enrollment_id: str, code: str) -> Any:
-    return api.post(
-        f"/api/mfa/enrollments/{enrollment_id}/verify/", {"user_code": code}, format="json"
-    )
 
 
 def _row(enrollment_id: str) -> dict[str, Any]:
@@ -112,7 +101,7 @@ def test_safe_operations_are_retried_until_cognito_answers(
         # A start with a fresh sign-in needs no GetUser; the status endpoint always reads it.
         assert user_api.get("/api/mfa/status/").status_code == 200
     else:
-        _start(user_api)
+        start_enrollment(user_api)["id"]
         assert Enrollment.objects.filter(status="pending").count() == 1
 
     assert faults.sends[operation] == sends
@@ -136,11 +125,11 @@ def test_a_throttled_start_is_sent_once_and_is_503(user_api: APIClient, faults: 
 def test_verify_fault_is_sent_once_not_counted_and_changes_nothing(
     user_api: APIClient, faults: Faults, signal_log: SignalLog, fault: str
 ) -> None:
-    enrollment_id = _start(user_api)
+    enrollment_id = start_enrollment(user_api)["id"]
     before = _row(enrollment_id)
     faults.plan("VerifySoftwareToken", then=fault)
 
-    _assert_unavailable(_verify(user_api, enrollment_id, fresh_code()))
+    _assert_unavailable(verify_enrollment(user_api, enrollment_id, fresh_code()))
 
     # The code may have reached Cognito: a second send could spend it twice.
     assert faults.sends["VerifySoftwareToken"] == 1
@@ -152,15 +141,15 @@ def test_verify_fault_is_sent_once_not_counted_and_changes_nothing(
     assert signal_log.named("verification_failed") == []
 
     faults.clear()
-    response = _verify(user_api, enrollment_id, fresh_code())
+    response = verify_enrollment(user_api, enrollment_id, fresh_code())
     assert response.status_code == 200, response.content
 
 
 def test_verify_connect_timeout_is_retried(user_api: APIClient, faults: Faults) -> None:
-    enrollment_id = _start(user_api)
+    enrollment_id = start_enrollment(user_api)["id"]
     faults.plan("VerifySoftwareToken", CONNECT_TIMEOUT)
 
-    response = _verify(user_api, enrollment_id, fresh_code())
+    response = verify_enrollment(user_api, enrollment_id, fresh_code())
 
     # No connection, nothing sent: the one case where repeating the code is safe.
     assert response.status_code == 200, response.content
@@ -170,12 +159,12 @@ def test_verify_connect_timeout_is_retried(user_api: APIClient, faults: Faults) 
 def test_cognito_down_on_verify_answers_503_and_changes_nothing(
     user_api: APIClient, faults: Faults, signal_log: SignalLog
 ) -> None:
-    enrollment_id = _start(user_api)
+    enrollment_id = start_enrollment(user_api)["id"]
     before = _row(enrollment_id)
     events_before = AuditEvent.objects.count()
     faults.plan("VerifySoftwareToken", then=CONNECT_TIMEOUT)
 
-    _assert_unavailable(_verify(user_api, enrollment_id, fresh_code()))
+    _assert_unavailable(verify_enrollment(user_api, enrollment_id, fresh_code()))
 
     assert faults.sends["VerifySoftwareToken"] == 3
     assert _row(enrollment_id) == before
@@ -194,10 +183,10 @@ def test_owed_preference_is_completed_once_by_the_next_request(
     signal_log: SignalLog,
     next_request: str,
 ) -> None:
-    enrollment_id = _start(user_api)
+    enrollment_id = start_enrollment(user_api)["id"]
     faults.plan("SetUserMFAPreference", then=THROTTLED)
 
-    response = _verify(user_api, enrollment_id, fresh_code())
+    response = verify_enrollment(user_api, enrollment_id, fresh_code())
 
     assert response.status_code == 200, response.content
     assert response.json() == {
@@ -247,9 +236,9 @@ def test_owed_preference_is_completed_once_by_the_next_request(
 def test_owed_preference_survives_cognito_still_down(
     server_pool: Pool, user_api: APIClient, faults: Faults, signal_log: SignalLog
 ) -> None:
-    enrollment_id = _start(user_api)
+    enrollment_id = start_enrollment(user_api)["id"]
     faults.plan("SetUserMFAPreference", then=THROTTLED)
-    assert _verify(user_api, enrollment_id, fresh_code()).status_code == 200
+    assert verify_enrollment(user_api, enrollment_id, fresh_code()).status_code == 200
     faults.plan("AdminSetUserMFAPreference", then=SERVER_ERROR)
 
     # Status still answers (from GetUser); the debt stays for a later request.
@@ -269,9 +258,9 @@ def test_owed_preference_survives_cognito_still_down(
 def test_turning_totp_off_forgives_an_owed_preference(
     server_pool: Pool, user_api: APIClient, faults: Faults, signal_log: SignalLog
 ) -> None:
-    enrollment_id = _start(user_api)
+    enrollment_id = start_enrollment(user_api)["id"]
     faults.plan("SetUserMFAPreference", then=THROTTLED)
-    assert _verify(user_api, enrollment_id, fresh_code()).status_code == 200
+    assert verify_enrollment(user_api, enrollment_id, fresh_code()).status_code == 200
     faults.clear()
     assert Enrollment.objects.get(pk=enrollment_id).preference_pending
 
@@ -291,9 +280,9 @@ def test_an_admin_reset_forgives_an_owed_preference(
 ) -> None:
     from cognito_mfa import flows
 
-    enrollment_id = _start(user_api)
+    enrollment_id = start_enrollment(user_api)["id"]
     faults.plan("SetUserMFAPreference", then=THROTTLED)
-    assert _verify(user_api, enrollment_id, fresh_code()).status_code == 200
+    assert verify_enrollment(user_api, enrollment_id, fresh_code()).status_code == 200
     faults.clear()
 
     flows.reset_totp(flows.Context.build("admin"), "fay", None)

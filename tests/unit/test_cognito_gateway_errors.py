@@ -20,8 +20,7 @@ from rest_framework.test import APIClient
 
 from cognito_mfa.cognito import get_client
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.conftest import fresh_code
-from tests.support.cognito import Pool
+from tests.support.cognito import Pool, fresh_code
 
 BASE = "/api/mfa/"
 RETRY_AFTER = 7

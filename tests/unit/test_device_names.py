@@ -15,10 +15,8 @@ from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment
 from cognito_mfa.validators import validate_device_name
-from tests.conftest import fresh_code
 from tests.support.admin import confirm_action, make_staff
-from tests.support.cognito import Pool
-from tests.support.tokens import count_cognito_calls
+from tests.support.cognito import Pool, count_cognito_calls, fresh_code
 
 BASE = "/api/mfa/"
 

@@ -14,7 +14,7 @@ import pytest
 import segno
 
 from cognito_mfa.otpauth import PNG_SCALE, QR_BORDER, build_otpauth_uri, render_qr
-from tests.conftest import require_service
+from tests.support.services import require_service
 
 URIS = [
     build_otpauth_uri(secret="asdfasdfasdf", issuer="Example Site", account="alice@example.com"),
