@@ -23,28 +23,8 @@ from tests.support.admin import (
     run_action,
 )
 from tests.support.cognito import MOTO_SECRET, Pool, fresh_code, wrong_code
+from tests.support.enrollments import start_via_api
 from tests.support.signals import SignalLog
-
-
-def start_via_api(pool: Pool, username: str, device: str = "") -> tuple[Enrollment, str, str]:
-    """Sign the user in and start an enrollment through the REST API.
-
-    Return the enrollment, the access token and the secret the API showed.
-    """
-    from rest_framework.test import APIClient
-
-    pool.create_user(username, email=f"{username}@example.com")
-    token = pool.access_token(username)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    response = api.post("/api/mfa/enrollments/", {"friendly_device_name": device}, format="json")
-    assert response.status_code == 201, response.content
-    body = response.json()
-    enrollment = Enrollment.objects.select_related("user").get(pk=body["id"])
-    # The default adapter maps by username only; a host's adapter would also copy the e-mail.
-    enrollment.user.email = f"{username}@example.com"
-    enrollment.user.save(update_fields=["email"])
-    return enrollment, token, body["secret_code"]
 
 
 @pytest.fixture
