@@ -54,8 +54,8 @@ docs: $(STAMP)
 ## The screenshots in docs/, taken by the browser tests as they drive the example site.
 screenshots: $(STAMP)
 	COGNITO_MFA_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider \
-	  tests/test_demo_browser.py::test_enroll_by_scanning_the_qr_code_then_turn_totp_off \
-	  tests/test_admin_browser.py::test_help_desk_verifies_a_device_in_the_browser
+	  tests/system/test_demo_browser.py::test_enroll_by_scanning_the_qr_code_then_turn_totp_off \
+	  tests/admin/test_browser.py::test_help_desk_verifies_a_device_in_the_browser
 
 ## The sdist and the wheel in dist/, checked as PyPI would check them.
 dist: $(STAMP)

@@ -55,7 +55,7 @@ def find_interpreter(version: str) -> str:
 
 
 def _run_suite(session: nox.Session, django: str, *, postgres: bool, browser: bool) -> None:
-    # The browser pair also builds the docs site it opens (tests/test_docs_browser.py).
+    # The browser pair also builds the docs site it opens (tests/system/test_docs_browser.py).
     extras = "test,docs" if browser else "test"
     session.install("-e", f".[{extras}]", f"Django~={django}.0")
     session.run(

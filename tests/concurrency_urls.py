@@ -9,7 +9,7 @@ from typing import Any
 
 from cognito_mfa import signals
 from example_project.urls import urlpatterns  # noqa: F401
-from tests.support import SIGNAL_NAMES
+from tests.support.signals import SIGNAL_NAMES
 
 
 def _record(name: str) -> Any:

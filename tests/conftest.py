@@ -1,10 +1,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -17,9 +14,8 @@ from cognito_mfa import signals
 from cognito_mfa.budget import reset_budget
 from cognito_mfa.cognito import reset_client
 from cognito_mfa.tokens import jwks_cache, validated_tokens
-from tests.support import SIGNAL_NAMES, Pool, TestJWKS, create_pool, moto_server_client
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests.support.cognito import Pool, TestJWKS, create_pool, moto_server_client
+from tests.support.signals import SIGNAL_NAMES, SignalLog
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -33,58 +29,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
-
-
-def require_service(name: str, available: bool, why: str) -> None:
-    """Skip locally when a real service is missing; under CI=true that is a failure."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{name} is required under CI=true but is missing: {why}")
-    pytest.skip(f"{name} not available: {why}")
-
-
-CHROMIUM = os.environ.get("COGNITO_MFA_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@contextmanager
-def launched_chromium() -> Iterator[Any]:
-    """Debian's chromium driven by Playwright (a missing one is a missing service)."""
-    executable = shutil.which(CHROMIUM) or (CHROMIUM if os.access(CHROMIUM, os.X_OK) else None)
-    require_service(
-        "chromium",
-        executable is not None,
-        f"no executable at {CHROMIUM} (set COGNITO_MFA_TEST_CHROMIUM)",
-    )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as error:  # pragma: no cover - the test extra installs it
-        require_service("playwright", False, str(error))
-        raise
-    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
-    # tests make between browser steps are still plain synchronous code.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            try:
-                yield browser
-            finally:
-                browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(autouse=True)
@@ -178,14 +122,6 @@ def alice_api(api: APIClient, alice: str) -> APIClient:
     return api
 
 
-class SignalLog:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        return [kwargs for event, kwargs in self.events if event == name]
-
-
 @pytest.fixture
 def signal_log() -> Iterator[SignalLog]:
     log = SignalLog()
@@ -201,12 +137,3 @@ def signal_log() -> Iterator[SignalLog]:
     yield log
     for name, receiver in receivers:
         getattr(signals, name).disconnect(receiver)
-
-
-def fresh_code(secret: str = "asdfasdfasdf") -> str:
-    """A code with at least 2 s left in its 30-s step (moto accepts only the current step)."""
-    from tests.support import totp_code
-
-    if time.time() % 30 > 28:
-        time.sleep(30 - time.time() % 30 + 0.05)
-    return totp_code(secret)

@@ -23,7 +23,7 @@ else:
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Every call is charged, but the budget never bites a test that is not about it (fuzzing and
-# the concurrency tests start faster than a site's 20/s); tests/test_call_budget.py sets it.
+# the concurrency tests start faster than a site's 20/s); tests/unit/test_call_budget.py sets it.
 COGNITO_MFA_CALL_BUDGET_RATES = {
     "UserResourceUpdate": 10_000,
     "UserRead": 10_000,
@@ -38,8 +38,8 @@ COGNITO_MFA_ENDPOINT_URL = None
 COGNITO_MFA_JWKS_URL = None
 COGNITO_MFA_ENCRYPTION_KEYS = ["Vb4nU5h2q3sWm8yC0dF6gJ9kL1pR7tX2zA4bE6hN8qM="]
 COGNITO_MFA_TOTP_ISSUER = "Example Site"
-COGNITO_MFA_ADAPTER = "tests.support.TestAdapter"
-COGNITO_MFA_JWKS_FETCHER = "tests.support.fetch_test_jwks"
+COGNITO_MFA_ADAPTER = "tests.support.cognito.TestAdapter"
+COGNITO_MFA_JWKS_FETCHER = "tests.support.cognito.fetch_test_jwks"
 # Throttles are exercised by their own tests; elsewhere they would only add noise.
 COGNITO_MFA_THROTTLE_RATES = {
     "start": None,

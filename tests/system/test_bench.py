@@ -1,0 +1,156 @@
+"""The benchmark keeps working and its committed results carry the figures tracked run to run
+(``make bench`` itself takes minutes and PostgreSQL; the numbers are in ``bench/README.md``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACKED = (
+    "verify_overhead_ms_p50",
+    "start_overhead_ms_p50",
+    "qr_render_ms_p50",
+    "throughput_ratio",
+    "queries",
+    "admin_refresh_speedup",
+    "admin_refresh_peak_in_flight",
+    "admin_refresh_cap",
+    "machine",
+    "storm_goodput_ratio",
+    "storm_throttled_calls",
+    "storm_stranded_users",
+    "storm_refusal_ms_p99",
+)
+
+
+def test_committed_results_carry_the_tracked_figures() -> None:
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    assert set(TRACKED) <= set(results)
+    for key in TRACKED:
+        if key not in ("queries", "machine"):
+            assert isinstance(results[key], int | float), key
+    assert {"start", "verify", "status", "list"} <= set(results["queries"])
+    assert {"cores", "python", "django"} <= set(results["machine"])
+    assert results["admin_refresh_peak_in_flight"] <= results["admin_refresh_cap"]
+
+
+def test_the_in_process_phase_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "COGNITO_MFA_BENCH_ITERATIONS": "5",
+        "COGNITO_MFA_BENCH_DATABASE": str(tmp_path / "bench.sqlite3"),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.inprocess", "overhead"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    phase = json.loads(completed.stdout.strip().splitlines()[-1])
+    names = {"app_start", "app_verify", "base_start", "base_verify", "app_start_beside_qr"}
+    assert names <= set(phase["requests"])
+    assert all(phase["requests"][name]["n"] == 5 for name in names)
+    assert phase["qr_render_in_request_ms"]["n"] == 5
+    assert phase["database"] == "sqlite"
+    budgets = {"start": 6, "verify": 6, "status": 2, "list": 2}
+    assert all(phase["queries"][name] <= budget for name, budget in budgets.items())
+
+
+class _SPAEndpoints(BaseHTTPRequestHandler):
+    """Answers the app's start and verify paths after a short wait, noting who asked."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn
+    disable_nagle_algorithm = True  # headers and body go in two writes
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(0.01)
+        self.seen.append((self.path, self.headers["Authorization"]))
+        started = self.path == "/api/mfa/enrollments/"
+        body = json.dumps({"id": "e1"} if started else {"status": "verified"}).encode()
+        self.send_response(201 if started else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_load_round_counts_its_steady_state_window_only() -> None:
+    from bench.load import run_round
+
+    _SPAEndpoints.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SPAEndpoints)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    samples: list[float] = []
+    try:
+        result = run_round(
+            "127.0.0.1",
+            server.server_address[1],
+            "app",
+            [f"token-{index}" for index in range(6)],
+            concurrency=3,
+            window_s=0.6,
+            warmup_s=0.3,
+            sample=lambda: samples.append(time.monotonic()) or len(samples),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["errors"] == 0
+    assert result["samples"] == (1, 2)
+    assert 0.55 <= samples[1] - samples[0] <= 0.9  # the window, between the two samples
+    # 3 users, ~10 ms a request: about 180 requests in the window, more in the whole round.
+    answered = len(_SPAEndpoints.seen)
+    assert 60 <= result["requests"] < answered
+    assert result["requests_per_s"] == round(result["requests"] / 0.6, 1)
+    # Every token was used (each user cycles through its own share), none by two users.
+    assert {token for _, token in _SPAEndpoints.seen} == {f"Bearer token-{i}" for i in range(6)}
+
+
+def test_the_stub_throttles_past_cognitos_quota_per_category() -> None:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    import pytest
+
+    from bench.stub import CognitoStub
+
+    stub = CognitoStub().start()
+    try:
+        stub.quotas.set({"UserResourceUpdate": 5, "UserRead": 50})
+        client = boto3.client(
+            "cognito-idp",
+            region_name="us-east-1",
+            endpoint_url=stub.url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            config=botocore.config.Config(retries={"total_max_attempts": 1}),
+        )
+        for _ in range(5):  # the bucket holds one second's calls
+            client.associate_software_token(AccessToken="t")
+        with pytest.raises(botocore.exceptions.ClientError) as throttled:
+            client.verify_software_token(AccessToken="t", UserCode="123456")
+        assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
+        client.get_user(AccessToken="t")  # another category, its own bucket
+        time.sleep(0.25)  # 5/s: one token back
+        client.verify_software_token(AccessToken="t", UserCode="123456")
+        assert stub.stats.snapshot()["throttled"] == {"VerifySoftwareToken": 1}
+    finally:
+        stub.stop()

@@ -1,0 +1,116 @@
+"""``make demo``'s entry point as a real process: it serves the page and the admin, then stops
+cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from example_project.demo import ADMIN_USERNAME, DEMO_USERS
+
+pytestmark = pytest.mark.multiprocess
+
+ROOT = Path(__file__).resolve().parents[2]
+START_BUDGET = 60.0
+STOP_BUDGET = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], deadline: float) -> requests.Response:
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the demo exited early with status {process.returncode}")
+        try:
+            return requests.get(url, timeout=5)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{url} did not answer within {START_BUDGET:.0f} s")
+            time.sleep(0.25)
+
+
+def test_demo_serves_page_and_admin_then_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        # A real pool's settings or the test runner's settings module must not leak in.
+        if not (name.startswith("COGNITO_MFA_") and not name.startswith("COGNITO_MFA_TEST_"))
+        and name != "DJANGO_SETTINGS_MODULE"
+    }
+    env.update(
+        EXAMPLE_DB_PATH=str(tmp_path / "demo.sqlite3"),
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    started = time.monotonic()
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "example_project.demo", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            page = wait_for(base + "/", process, started + START_BUDGET)
+            ready_after = time.monotonic() - started
+            assert page.status_code == 200
+            assert "cognito_mfa demo" in page.text
+            assert requests.get(base + "/static/example_project/app.js", timeout=5).ok
+
+            session = requests.Session()
+            login = session.get(base + "/admin/login/", timeout=5)
+            assert login.status_code == 200
+            assert "csrfmiddlewaretoken" in login.text
+            assert session.get(base + "/static/admin/css/base.css", timeout=5).ok
+
+            # The printed admin password opens the admin.
+            banner = stdout_path.read_text()
+            match = re.search(rf"as {ADMIN_USERNAME} / (\S+)", banner)
+            assert match, banner
+            signed_in = session.post(
+                base + "/admin/login/?next=/admin/",
+                data={
+                    "username": ADMIN_USERNAME,
+                    "password": match.group(1),
+                    "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                },
+                headers={"Referer": base + "/admin/login/"},
+                timeout=10,
+            )
+            assert signed_in.url == base + "/admin/"
+            assert "Site administration" in signed_in.text
+
+            process.send_signal(signal.SIGINT)
+            stopping = time.monotonic()
+            process.wait(timeout=STOP_BUDGET)
+            stopped_after = time.monotonic() - stopping
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    out, err = stdout_path.read_text(), stderr_path.read_text()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"Open http://127.0.0.1:{port}/" in out
+    for user in DEMO_USERS:
+        assert f"{user.username} / {user.password}" in out
+    assert "Stopping." in out
+    assert ready_after < START_BUDGET
+    assert stopped_after < 5, f"took {stopped_after:.1f} s to stop"
