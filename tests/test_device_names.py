@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment
 from cognito_mfa.validators import validate_device_name
-from tests.admin_support import confirm_action, make_staff
+from tests.admin_support import make_staff, verify_with_code
 from tests.conftest import fresh_code
 from tests.core_support import count_cognito_calls
 from tests.support import Pool
@@ -148,12 +148,8 @@ def test_admin_verify_form_refuses_a_bad_device_name_without_cognito(
     client = Client()
     client.force_login(make_staff("helpdesk"))
     with count_cognito_calls() as counter:
-        response = confirm_action(
-            client,
-            "verify_device",
-            [started["id"]],
-            user_code=fresh_code(),
-            friendly_device_name=REFUSED[case],
+        response = verify_with_code(
+            client, started["id"], user_code=fresh_code(), friendly_device_name=REFUSED[case]
         )
     assert response.status_code == 200  # the form again, with the field's error
     assert "invisible characters" in response.content.decode()
