@@ -88,7 +88,7 @@ def test_the_verify_page_of_a_malformed_or_missing_id_says_so(
         assert response.status_code == 302
         assert response["Location"] == changelist_url()
         assert messages_of(response)[-1] == (
-            f"MFA enrollment with ID “{bad}” doesn’t exist. Perhaps it was deleted?"  # noqa: RUF001
+            f"No enrollment has the ID “{bad}”. Perhaps it was deleted?"
         )
     assert counter.calls == []
     assert _snapshot() == before

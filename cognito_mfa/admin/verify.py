@@ -129,9 +129,8 @@ class VerifyDeviceAdmin(admin.ModelAdmin):
         if enrollment is None:
             self.message_user(
                 request,
-                # Django's own words for a missing object, its typography included.
-                gettext("%(name)s with ID “%(key)s” doesn’t exist. Perhaps it was deleted?")  # noqa: RUF001
-                % {"name": capfirst(self.opts.verbose_name), "key": unquote(object_id)},
+                gettext("No enrollment has the ID “%(key)s”. Perhaps it was deleted?")
+                % {"key": unquote(object_id)},
                 messages.WARNING,
             )
             return HttpResponseRedirect(admin_url(self, "changelist"))
