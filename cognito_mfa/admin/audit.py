@@ -15,9 +15,7 @@ from .changelists import FixedChoicesFilter, ScalableChangelistAdmin
 
 
 class SourceFilter(FixedChoicesFilter):
-    title = _("source")
     field = "source"
-    parameter_name = "source__exact"
     fixed_choices = (
         ("api", _("REST API")),
         ("challenge", _("sign-in challenge")),
@@ -38,9 +36,7 @@ def _error_codes() -> list[str]:
 
 
 class OutcomeFilter(FixedChoicesFilter):
-    title = _("outcome")
     field = "outcome"
-    parameter_name = "outcome__exact"
     # What an audit row's outcome can be: ok, a sign-in challenge handed back to the SPA, or
     # one of the error codes (which are public API, so this list changes with a release only).
     fixed_choices = (
@@ -98,18 +94,8 @@ class AuditEventAdmin(ScalableChangelistAdmin):
         "enrollment__encrypted_credential",
         "enrollment__challenge_token_hash",
     )
-    fields = (
-        "created_at",
-        "kind",
-        "outcome",
-        "source",
-        "cognito_username",
-        "user",
-        "actor",
-        "ip_address",
-        "enrollment",
-        "detail",
-    )
+    # The page of one event shows its detail too.
+    fields = (*list_display, "detail")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

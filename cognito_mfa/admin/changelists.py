@@ -119,10 +119,24 @@ class EstimatingPaginator(Paginator):
 
 
 class FixedChoicesFilter(admin.SimpleListFilter):
-    """A filter whose choices are known in advance: listing them reads no row."""
+    """A filter on one field whose choices are known in advance: listing them reads no row.
+
+    It is titled with the field's verbose name and takes the parameter Django's own filter of
+    that field would (``<field>__exact``), so links to a filtered list stay the same.
+    """
 
     field: str
     fixed_choices: tuple[tuple[str, Any], ...]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.parameter_name = f"{cls.field}__exact"
+
+    def __init__(
+        self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any
+    ) -> None:
+        self.title = str(model._meta.get_field(self.field).verbose_name)
+        super().__init__(request, params, model, model_admin)
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> tuple[tuple[str, Any], ...]:
         return self.fixed_choices

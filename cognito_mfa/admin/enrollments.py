@@ -43,22 +43,7 @@ class EnrollmentAdmin(VerifyDeviceAdmin, ScalableChangelistAdmin):
     list_deferred = ("encrypted_credential", "challenge_token_hash")
     # Everything a help desk needs; the credential, the challenge-token hash and the lease
     # are deliberately absent from every list, form and history entry.
-    fields = (
-        "id",
-        "user",
-        "cognito_user",
-        "flow",
-        "status",
-        "friendly_device_name",
-        "attempts",
-        "created_at",
-        "expires_at",
-        "credential_expires_at",
-        "verified_at",
-        "verified_by",
-        "finished_at",
-        "preference_pending",
-    )
+    fields = ("id", *list_display, "credential_expires_at", "finished_at", "preference_pending")
     readonly_fields = fields
     inlines = [AuditEventInline]
     actions = [verify_device, cancel_enrollments, reset_totp, refresh_mfa_state]
