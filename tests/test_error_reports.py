@@ -255,8 +255,8 @@ def test_error_report_of_a_failing_token_check_hides_the_token(
 def test_error_report_after_an_admin_verify_of_a_sign_in_hides_its_tokens(
     mfa_pool: Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The admin's page fails after Cognito handed out the sign-in's tokens: the verify view
-    holds them in its result object, and the form holds the code."""
+    """The admin's page fails after Cognito handed out the sign-in's tokens: the verify page's
+    ``_verify_with_code`` holds them in its result object, and the form holds the code."""
     from django.test import Client
 
     from cognito_mfa.admin import EnrollmentAdmin
@@ -293,7 +293,7 @@ def test_error_report_after_an_admin_verify_of_a_sign_in_hides_its_tokens(
     tokens = verified.authentication_result
     assert tokens is not None
     assert tokens["AccessToken"]
-    for text in (_report_from(failure, "verify_device_view"), repr(verified)):
+    for text in (_report_from(failure, "_verify_with_code"), repr(verified)):
         for name in ("AccessToken", "IdToken", "RefreshToken"):
             assert tokens[name] not in text
             assert tokens[name][-20:] not in text

@@ -117,26 +117,41 @@ class VerifyDeviceAdmin(admin.ModelAdmin):
         extra = {**(extra_context or {}), "can_verify_device": self.has_verify_permission(request)}
         return super().change_view(request, object_id, form_url, extra)
 
-    # Only this view receives a code: error reports show it masked; the form holds it in its
-    # cleaned data, a sign-in's result its tokens.
+    # Only this view receives a code: error reports show it masked, and the form (which holds
+    # it in its cleaned data) is hidden from the report's frames.
     @method_decorator(sensitive_post_parameters("user_code"))
-    @sensitive_variables("form", "verified")
+    @sensitive_variables("form")
     def verify_device_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Show the verify page of one pending enrollment; on POST, verify its device."""
         if not self.has_verify_permission(request):
             raise PermissionDenied
-        enrollment = self.get_object(request, unquote(object_id))
+        key = unquote(object_id)
+        enrollment = self.get_object(request, key)
         if enrollment is None:
             self.message_user(
                 request,
                 gettext("No enrollment has the ID “%(key)s”. Perhaps it was deleted?")
-                % {"key": unquote(object_id)},
+                % {"key": key},
                 messages.WARNING,
             )
             return HttpResponseRedirect(admin_url(self, "changelist"))
         if not self.has_verify_permission(request, enrollment):
             raise PermissionDenied
-        change_page = admin_url(self, "change", quote(enrollment.pk))
+        refused = self._refuse(request, enrollment)
+        if refused is not None:
+            return refused
+        if request.method == "POST":
+            form = VerifyDeviceForm(request.POST)
+            if form.is_valid():
+                return self._verify_with_code(request, enrollment, form)
+        else:
+            form = VerifyDeviceForm(
+                initial={"friendly_device_name": enrollment.friendly_device_name}
+            )
+        return self._verify_page(request, enrollment, form)
+
+    def _refuse(self, request: HttpRequest, enrollment: Enrollment) -> HttpResponse | None:
+        """Send the admin back to the enrollment's page if it is not theirs to verify now."""
         if not enrollment.is_pending:
             self.message_user(
                 request,
@@ -144,23 +159,24 @@ class VerifyDeviceAdmin(admin.ModelAdmin):
                 % {"name": capfirst(enrollment_name(enrollment))},
                 messages.WARNING,
             )
-            return HttpResponseRedirect(change_page)
-        if is_own_enrollment(request, enrollment):
+        elif is_own_enrollment(request, enrollment):
             self.message_user(
                 request,
                 gettext("You cannot verify your own enrollment; ask another administrator."),
                 messages.ERROR,
             )
-            return HttpResponseRedirect(change_page)
+        else:
+            return None
+        return HttpResponseRedirect(admin_url(self, "change", quote(enrollment.pk)))
 
-        if request.method != "POST":
-            form = VerifyDeviceForm(
-                initial={"friendly_device_name": enrollment.friendly_device_name}
-            )
-            return self._verify_page(request, enrollment, form)
-        form = VerifyDeviceForm(request.POST)
-        if not form.is_valid():
-            return self._verify_page(request, enrollment, form)
+    # The form's cleaned data holds the code; the result holds a sign-in's tokens.
+    @sensitive_variables("form", "verified")
+    def _verify_with_code(
+        self, request: HttpRequest, enrollment: Enrollment, form: VerifyDeviceForm
+    ) -> HttpResponse:
+        """Run the verify flow: the form again after a wrong code while another try is
+        possible, else the enrollment's page with what happened."""
+        change_page = admin_url(self, "change", quote(enrollment.pk))
         device_name = form.cleaned_data["friendly_device_name"]
         try:
             verified = flows.verify_enrollment(
