@@ -17,13 +17,16 @@ from cognito_mfa.cognito import MFAState, get_client
 from cognito_mfa.flows import admin as admin_flows
 from cognito_mfa.models import AuditEvent, Enrollment, FailureCounter
 from tests.support.admin import (
+    change_url,
     changelist_url,
     confirm_action,
     make_staff,
     messages_of,
     run_action,
+    verify_url,
+    verify_with_code,
 )
-from tests.support.cognito import MOTO_SECRET, Pool, fresh_code, wrong_code
+from tests.support.cognito import MOTO_SECRET, Pool, count_cognito_calls, fresh_code, wrong_code
 from tests.support.enrollments import start_via_api
 from tests.support.signals import SignalLog
 
@@ -102,7 +105,7 @@ def test_rows_are_read_only_outside_actions(
 @pytest.mark.django_db
 def test_verify_page_shows_who_and_until_when(admin_client: Client, alice_enrollment: Any) -> None:
     enrollment = alice_enrollment[0]
-    page = run_action(admin_client, "verify_device", [enrollment.pk])
+    page = admin_client.get(verify_url(enrollment.pk))
     assert page.status_code == 200
     assert page.template_name[0].endswith("enrollment/verify_device.html")
     html = page.content.decode()
@@ -114,8 +117,30 @@ def test_verify_page_shows_who_and_until_when(admin_client: Client, alice_enroll
     assert page.context["attempts_remaining"] == 5
     assert 'name="user_code"' in html
     assert 'name="friendly_device_name"' in html
-    assert 'value="verify_device"' in html
-    assert 'name="post" value="yes"' in html
+    # The form posts to the page's own URL, not to the changelist's action machinery.
+    assert '<form method="post" id="cognito-mfa-verify-form" novalidate>' in html
+    assert 'name="action"' not in html
+    assert 'name="_selected_action"' not in html
+    assert f'href="{change_url(enrollment.pk)}"' in html  # the breadcrumbs and "take me back"
+
+
+@pytest.mark.django_db
+def test_the_action_and_the_change_page_lead_to_the_verify_page(
+    admin_client: Client, alice_enrollment: Any
+) -> None:
+    enrollment = alice_enrollment[0]
+    chosen = run_action(admin_client, "verify_device", [enrollment.pk])
+    assert chosen.status_code == 302
+    assert chosen["Location"] == verify_url(enrollment.pk)
+    change_page = admin_client.get(change_url(enrollment.pk)).content.decode()
+    assert f'href="{verify_url(enrollment.pk)}"' in change_page
+
+    # Once the row is no longer pending the change page offers no verify.
+    flows.cancel_enrollment(enrollment, flows.Context.build("admin"))
+    assert (
+        verify_url(enrollment.pk)
+        not in admin_client.get(change_url(enrollment.pk)).content.decode()
+    )
 
 
 @pytest.mark.django_db
@@ -124,14 +149,11 @@ def test_verify_success_turns_cognito_mfa_on(
 ) -> None:
     enrollment = alice_enrollment[0]
     code = fresh_code()
-    response = confirm_action(
-        admin_client,
-        "verify_device",
-        [enrollment.pk],
-        user_code=code,
-        friendly_device_name="Desk phone",
+    response = verify_with_code(
+        admin_client, enrollment.pk, user_code=code, friendly_device_name="Desk phone"
     )
     assert response.status_code == 302
+    assert response["Location"] == change_url(enrollment.pk)
     assert any("is verified and TOTP MFA is on" in text for text in messages_of(response))
 
     enrollment.refresh_from_db()
@@ -157,7 +179,7 @@ def test_wrong_code_counts_an_attempt_and_shows_the_form_again(
 ) -> None:
     enrollment = alice_enrollment[0]
     code = wrong_code()
-    response = confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=code)
+    response = verify_with_code(admin_client, enrollment.pk, user_code=code)
     assert response.status_code == 200  # the form again, for the corrected code
     assert "4 attempts remain" in " ".join(messages_of(response))
     assert response.context["attempts_remaining"] == 4
@@ -175,19 +197,27 @@ def test_wrong_code_counts_an_attempt_and_shows_the_form_again(
 def test_fifth_wrong_code_locks(admin_client: Client, alice_enrollment: Any) -> None:
     enrollment = alice_enrollment[0]
     for expected_attempts in range(1, 5):
-        confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=wrong_code())
+        verify_with_code(admin_client, enrollment.pk, user_code=wrong_code())
         enrollment.refresh_from_db()
         assert (enrollment.status, enrollment.attempts) == ("pending", expected_attempts)
-    last = confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=wrong_code())
+    last = verify_with_code(admin_client, enrollment.pk, user_code=wrong_code())
     assert last.status_code == 302
+    assert last["Location"] == change_url(enrollment.pk)
     assert any("the enrollment is locked" in text for text in messages_of(last))
     enrollment.refresh_from_db()
     assert (enrollment.status, enrollment.attempts) == ("locked", 5)
     assert enrollment.encrypted_credential is None
 
-    # A right code afterwards changes nothing: the row is no longer pending.
-    after = confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=fresh_code())
-    assert any("is not pending" in text for text in messages_of(after))
+    # A right code afterwards changes nothing: the row is no longer pending, and the page
+    # says so instead of showing the form (or failing).
+    with count_cognito_calls() as counter:
+        after = verify_with_code(admin_client, enrollment.pk, user_code=fresh_code())
+        shown = admin_client.get(verify_url(enrollment.pk))
+    assert counter.calls == []
+    for response in (after, shown):
+        assert response.status_code == 302
+        assert response["Location"] == change_url(enrollment.pk)
+        assert any("is not pending" in text for text in messages_of(response))
     enrollment.refresh_from_db()
     assert enrollment.status == "locked"
 
@@ -197,8 +227,8 @@ def test_admin_verify_signals_name_the_admin(
     admin_client: Client, helpdesk: Any, alice_enrollment: Any, signal_log: SignalLog
 ) -> None:
     enrollment = alice_enrollment[0]
-    confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=wrong_code())
-    confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=fresh_code())
+    verify_with_code(admin_client, enrollment.pk, user_code=wrong_code())
+    verify_with_code(admin_client, enrollment.pk, user_code=fresh_code())
     (failed,) = signal_log.named("verification_failed")
     assert (failed["source"], failed["actor"], failed["code"]) == (
         "admin",
@@ -221,7 +251,7 @@ def test_malformed_code_never_reaches_cognito(
     admin_client: Client, alice_enrollment: Any, code: str
 ) -> None:
     enrollment = alice_enrollment[0]
-    response = confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=code)
+    response = verify_with_code(admin_client, enrollment.pk, user_code=code)
     assert response.status_code == 200
     assert response.context["form"].errors["user_code"]
     enrollment.refresh_from_db()
@@ -241,14 +271,50 @@ def test_staff_without_the_permission_neither_sees_nor_posts_verify(
     assert 'value="verify_device"' not in page
     assert 'value="cancel_enrollments"' in page  # the other actions are there
 
-    shown = run_action(client, "verify_device", [enrollment.pk])
-    posted = confirm_action(client, "verify_device", [enrollment.pk], user_code=fresh_code())
-    for response in (shown, posted):
-        assert response.status_code in (200, 302)
+    assert verify_url(enrollment.pk) not in client.get(change_url(enrollment.pk)).content.decode()
+
+    with count_cognito_calls() as counter:
+        shown = run_action(client, "verify_device", [enrollment.pk])
+        posted = confirm_action(client, "verify_device", [enrollment.pk], user_code=fresh_code())
+        for response in (shown, posted):
+            assert response.status_code in (200, 302)
+            assert response.get("Location") != verify_url(enrollment.pk)
+            assert "verify_device.html" not in str(getattr(response, "template_name", ""))
+        # The page itself refuses them, before it looks the row up.
+        page = client.get(verify_url(enrollment.pk))
+        submitted = verify_with_code(client, enrollment.pk, user_code=fresh_code())
+    for response in (page, submitted):
+        assert response.status_code == 403
         assert "verify_device.html" not in str(getattr(response, "template_name", ""))
+    assert counter.calls == []
     enrollment.refresh_from_db()
     assert (enrollment.status, enrollment.attempts) == ("pending", 0)
     assert not AuditEvent.objects.filter(source="admin").exists()
+
+
+@pytest.mark.django_db
+def test_a_changelist_post_carrying_a_code_verifies_nothing(
+    admin_client: Client, alice_enrollment: Any
+) -> None:
+    """The changelist never takes a code: the action only leads to the verify page."""
+    enrollment = alice_enrollment[0]
+    with count_cognito_calls() as counter:
+        for submit in (run_action, confirm_action):
+            response = submit(
+                admin_client,
+                "verify_device",
+                [enrollment.pk],
+                user_code=fresh_code(),
+                friendly_device_name="Sneaky phone",
+            )
+            assert response.status_code == 302
+            assert response["Location"] == verify_url(enrollment.pk)
+    assert counter.calls == []
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.attempts) == ("pending", 0)
+    assert enrollment.friendly_device_name == "Alice's phone"
+    assert not AuditEvent.objects.filter(source="admin").exists()
+    assert not LogEntry.objects.exists()
 
 
 @pytest.mark.django_db
@@ -273,9 +339,14 @@ def test_an_admin_cannot_verify_their_own_enrollment(pool: Pool) -> None:
     carol = make_staff("carol")  # the same Django user the API mapped the token to
     client = Client()
     client.force_login(carol)
-    response = confirm_action(client, "verify_device", [enrollment.pk], user_code=fresh_code())
-    assert response.status_code == 302
-    assert any("your own enrollment" in text for text in messages_of(response))
+    with count_cognito_calls() as counter:
+        shown = client.get(verify_url(enrollment.pk))
+        response = verify_with_code(client, enrollment.pk, user_code=fresh_code())
+    assert counter.calls == []
+    for answer in (shown, response):
+        assert answer.status_code == 302
+        assert answer["Location"] == change_url(enrollment.pk)
+        assert any("your own enrollment" in text for text in messages_of(answer))
     enrollment.refresh_from_db()
     assert (enrollment.status, enrollment.attempts) == ("pending", 0)
     assert (
@@ -338,7 +409,7 @@ def test_reset_totp_turns_mfa_off_and_forgets_failures(
     admin_client: Client, helpdesk: Any, pool: Pool, signal_log: SignalLog
 ) -> None:
     enrollment, _, _ = start_via_api(pool, "erin")
-    confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=fresh_code())
+    verify_with_code(admin_client, enrollment.pk, user_code=fresh_code())
     assert pool.mfa_state("erin")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
     FailureCounter.objects.create(cognito_username="erin", consecutive_failures=7)
     calls: list[dict[str, Any]] = []
@@ -437,7 +508,7 @@ def test_refresh_shows_each_row_and_completes_owed_preferences(
     admin_client: Client, helpdesk: Any, pool: Pool
 ) -> None:
     verified, _, _ = start_via_api(pool, "gina")
-    confirm_action(admin_client, "verify_device", [verified.pk], user_code=fresh_code())
+    verify_with_code(admin_client, verified.pk, user_code=fresh_code())
     # Cognito could not be told at verify time: the preference is owed.
     pool.client.admin_set_user_mfa_preference(
         UserPoolId=pool.pool_id,
@@ -530,7 +601,7 @@ def test_no_admin_page_shows_secret_token_or_session(
         challenge_token_hash=flows.hash_challenge_token(challenge_token),
     )
     # Some history: a failed admin verify, so the audit pages and LogEntry have content.
-    confirm_action(admin_client, "verify_device", [enrollment.pk], user_code=wrong_code())
+    verify_with_code(admin_client, enrollment.pk, user_code=wrong_code())
 
     sentinels = {
         "secret": secret,
@@ -549,11 +620,9 @@ def test_no_admin_page_shows_secret_token_or_session(
         "search": admin_client.get(changelist_url(), {"q": "ivan"}),
         "app index": admin_client.get(reverse("admin:app_list", args=["cognito_mfa"])),
         "audit list": admin_client.get(reverse("admin:cognito_mfa_auditevent_changelist")),
-        "verify page": run_action(admin_client, "verify_device", [enrollment.pk]),
-        "verify page (challenge)": run_action(admin_client, "verify_device", [challenge.pk]),
-        "verify retry": confirm_action(
-            admin_client, "verify_device", [enrollment.pk], user_code=wrong_code()
-        ),
+        "verify page": admin_client.get(verify_url(enrollment.pk)),
+        "verify page (challenge)": admin_client.get(verify_url(challenge.pk)),
+        "verify retry": verify_with_code(admin_client, enrollment.pk, user_code=wrong_code()),
         "cancel page": run_action(
             admin_client, "cancel_enrollments", [enrollment.pk, challenge.pk]
         ),
@@ -668,13 +737,13 @@ def test_admin_verify_of_an_unproven_sign_in_claim_says_only_what_is_known(
     )
     client = Client()
     client.force_login(make_staff("helpdesk"))
-    form_page = run_action(client, "verify_device", [started["id"]])
+    form_page = client.get(verify_url(started["id"]))
     assert form_page.status_code == 200
     assert "unproven claim" in form_page.content.decode()
     assert "gina" not in form_page.content.decode()
     signal_log.events.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        response = confirm_action(client, "verify_device", [started["id"]], user_code=fresh_code())
+        response = verify_with_code(client, started["id"], user_code=fresh_code())
 
     shown = messages_of(response)
     assert not any("TOTP MFA is on" in text for text in shown), shown

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from cognito_mfa.models import Enrollment
-from tests.support.admin import make_staff
+from tests.support.admin import change_url, make_staff, verify_url
 from tests.support.cognito import Pool, fresh_code
 from tests.support.services import launched_chromium
 
@@ -52,10 +52,17 @@ def test_help_desk_verifies_a_device_in_the_browser(
     page.click("input[type=submit]")
     page.wait_for_selector("#result_list")
 
+    # The enrollment's page links to its verify page ...
+    page.goto(f"{live_server.url}{change_url(enrollment_id)}")
+    assert page.get_attribute(".cognito-mfa-verify-link", "href") == verify_url(enrollment_id)
+    page.go_back()
+    page.wait_for_selector("#result_list")
+    # ... and so does the action: the code is posted to that page only.
     page.check(f"input[name=_selected_action][value='{enrollment_id}']")
     page.select_option("select[name=action]", "verify_device")
     page.click("button[name=index]")
     page.wait_for_selector("#cognito-mfa-verify-form")
+    assert page.url == f"{live_server.url}{verify_url(enrollment_id)}"
     assert "rita" in page.inner_text("#cognito-mfa-enrollment-summary")
     assert page.input_value("#id_friendly_device_name") == "Rita's phone"
 
@@ -66,11 +73,14 @@ def test_help_desk_verifies_a_device_in_the_browser(
     assert shot.stat().st_size > 10_000
     page.click("#cognito-mfa-verify-form input[type=submit]")
 
+    # Django's way after a form: a redirect to the enrollment's page, with the message.
     page.wait_for_selector("ul.messagelist li.success")
+    assert page.url == f"{live_server.url}{change_url(enrollment_id)}"
     message = page.inner_text("ul.messagelist li.success")
     assert "The device of rita is verified and TOTP MFA is on." in message
-    row = page.locator("#result_list tbody tr", has_text="rita")
-    assert "verified" in row.inner_text()
+    assert "verified" in page.inner_text(".field-status")
+    # A verified enrollment's page no longer offers the verify page.
+    assert page.locator(".cognito-mfa-verify-link").count() == 0
     page.close()
 
     enrollment = Enrollment.objects.get(pk=enrollment_id)

@@ -3,6 +3,7 @@ nothing changed, never a 500 (on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -10,9 +11,16 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
-from cognito_mfa.admin import SEARCH_TERM_MAX_LENGTH
+from cognito_mfa.admin.changelists import SEARCH_TERM_MAX_LENGTH
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.support.admin import changelist_url, confirm_action, messages_of, run_action
+from tests.support.admin import (
+    changelist_url,
+    confirm_action,
+    messages_of,
+    run_action,
+    verify_url,
+    verify_with_code,
+)
 from tests.support.cognito import count_cognito_calls
 
 AUDIT_CHANGELIST = "/admin/cognito_mfa/auditevent/"
@@ -61,6 +69,27 @@ def test_actions_with_malformed_selected_ids_change_nothing(
                     assert messages_of(response)[-1] == (
                         "The selection was not valid. No items have been changed."
                     )
+    assert counter.calls == []
+    assert _snapshot() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "bad", ["not-a-uuid", "' OR 1=1 --", "x" * 5000, str(uuid.uuid4())], ids=repr
+)
+def test_the_verify_page_of_a_malformed_or_missing_id_says_so(
+    superuser_client: Client, started: str, bad: str
+) -> None:
+    before = _snapshot()
+    with count_cognito_calls() as counter:
+        shown = superuser_client.get(verify_url(bad))
+        posted = verify_with_code(superuser_client, bad, user_code="123456")
+    for response in (shown, posted):
+        assert response.status_code == 302
+        assert response["Location"] == changelist_url()
+        assert messages_of(response)[-1] == (
+            f"No enrollment has the ID “{bad}”. Perhaps it was deleted?"
+        )
     assert counter.calls == []
     assert _snapshot() == before
 

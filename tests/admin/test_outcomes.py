@@ -13,7 +13,14 @@ from django.urls import reverse
 
 from cognito_mfa.cognito import get_client
 from cognito_mfa.models import AuditEvent, Enrollment
-from tests.support.admin import changelist_url, confirm_action, make_staff, run_action
+from tests.support.admin import (
+    changelist_url,
+    confirm_action,
+    make_staff,
+    run_action,
+    verify_url,
+    verify_with_code,
+)
 from tests.support.cognito import Pool, fresh_code
 from tests.support.enrollments import start_via_api
 from tests.support.signals import SignalLog
@@ -61,7 +68,7 @@ def test_a_reset_whose_token_removal_fails_is_audited_and_not_called_a_no_op(
     enrollment, _, _ = start_via_api(pool, "erin")
     client = Client()
     client.force_login(make_staff("helpdesk"))
-    confirm_action(client, "verify_device", [enrollment.pk], user_code=fresh_code())
+    verify_with_code(client, enrollment.pk, user_code=fresh_code())
     client.get(changelist_url())  # shows (and so clears) the verify's message
     assert pool.mfa_state("erin")["UserMFASettingList"] == ["SOFTWARE_TOKEN_MFA"]
     _answer_admin_delete_software_token_with("TooManyRequestsException")
@@ -157,6 +164,9 @@ def test_staff_without_enrollment_permissions_reach_no_action(pool: Pool) -> Non
         assert run_action(client, action, [enrollment.pk]).status_code == 403
         confirmed = confirm_action(client, action, [enrollment.pk], user_code=fresh_code())
         assert confirmed.status_code == 403
+    # verify_enrollment alone, without seeing enrollments, does not open the verify page.
+    assert client.get(verify_url(enrollment.pk)).status_code == 403
+    assert verify_with_code(client, enrollment.pk, user_code=fresh_code()).status_code == 403
     assert _database_state() == before
 
 
@@ -174,6 +184,9 @@ def test_actions_need_the_csrf_token_and_a_get_runs_none(pool: Pool) -> None:
             changelist_url(),
             {"action": action, "post": "yes", "_selected_action": str(enrollment.pk)},
         )
+    assert verify_with_code(client, enrollment.pk, user_code=fresh_code()).status_code == 403
+    # A GET only shows the page: a code in its query string is not tried.
+    assert client.get(verify_url(enrollment.pk), {"user_code": fresh_code()}).status_code == 200
     assert _database_state() == before
 
 

@@ -1,4 +1,5 @@
-"""Helpers for the admin tests: staff users with chosen permissions, running actions."""
+"""Helpers for the admin tests: staff users with chosen permissions, running actions, the
+verify page."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 CHANGELIST = "admin:cognito_mfa_enrollment_changelist"
+VERIFY_PAGE = "admin:cognito_mfa_enrollment_verify"
+CHANGE_PAGE = "admin:cognito_mfa_enrollment_change"
 
 HELP_DESK_PERMISSIONS = (
     "view_enrollment",
@@ -48,6 +51,21 @@ def confirm_action(client: Client, action: str, pks: list[Any], **form: Any) -> 
     data = {"action": action, "post": "yes", "_selected_action": [str(pk) for pk in pks]}
     data.update(form)
     return client.post(changelist_url(), data)
+
+
+def verify_url(pk: Any) -> str:
+    """The "Verify device with code" page of the enrollment ``pk``."""
+    return reverse(VERIFY_PAGE, args=[str(pk)])
+
+
+def change_url(pk: Any) -> str:
+    return reverse(CHANGE_PAGE, args=[str(pk)])
+
+
+def verify_with_code(client: Client, pk: Any, **form: Any) -> Any:
+    """Submit the verify page of the enrollment ``pk`` (its form posts to the page's own URL);
+    follow no redirect."""
+    return client.post(verify_url(pk), form)
 
 
 def messages_of(response: Any) -> list[str]:

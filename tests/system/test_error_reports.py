@@ -85,31 +85,34 @@ def test_error_report_of_a_failed_start_shows_neither_token_nor_secret(
 
 
 @pytest.mark.django_db
-def test_error_report_of_the_admin_verify_form_masks_the_posted_code(
+def test_error_report_of_the_admin_verify_page_masks_the_posted_code(
     alice_api: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from django.test import Client
     from django.views.debug import SafeExceptionReporterFilter
 
-    from cognito_mfa.admin import EnrollmentAdmin
-    from tests.support.admin import confirm_action, make_staff
+    from tests.support.admin import confirm_action, make_staff, verify_with_code
 
     started = alice_api.post(BASE + "enrollments/", {}, format="json").json()
-    seen: list[Any] = []
 
-    def crash(self: Any, request: Any, *args: Any) -> None:
-        seen.append(request)
+    def crash(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(EnrollmentAdmin, "_verify", crash)
+    monkeypatch.setattr(flows, "verify_enrollment", crash)
     client = Client(raise_request_exception=False)
     client.force_login(make_staff("helpdesk"))
     code = fresh_code()
-    response = confirm_action(client, "verify_device", [started["id"]], user_code=code)
+    response = verify_with_code(client, started["id"], user_code=code, friendly_device_name="x")
     assert response.status_code == 500
-    posted = SafeExceptionReporterFilter().get_post_parameters(seen[0])
+    posted = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
     assert posted["user_code"] != code
     assert set(posted["user_code"]) == {"*"}
+    assert posted["friendly_device_name"] == "x"  # only the code is hidden
+
+    # The changelist takes no code any more, so it hides nothing of what is posted to it.
+    listed = confirm_action(client, "verify_device", [started["id"]], user_code=code)
+    assert listed.status_code == 302
+    assert not hasattr(listed.wsgi_request, "sensitive_post_parameters")
 
 
 def _report_from_the_view(failure: pytest.ExceptionInfo[BaseException]) -> str:
@@ -251,12 +254,12 @@ def test_error_report_of_a_failing_token_check_hides_the_token(
 def test_error_report_after_an_admin_verify_of_a_sign_in_hides_its_tokens(
     mfa_pool: Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The admin's page fails after Cognito handed out the sign-in's tokens: ``_verify``
-    holds them in its result object, and the form holds the code."""
+    """The admin's page fails after Cognito handed out the sign-in's tokens: the verify page's
+    ``_verify_with_code`` holds them in its result object, and the form holds the code."""
     from django.test import Client
 
     from cognito_mfa.admin import EnrollmentAdmin
-    from tests.support.admin import confirm_action, make_staff
+    from tests.support.admin import make_staff, verify_with_code
 
     session = mfa_setup_session(mfa_pool, "gina")
     started = (
@@ -283,13 +286,13 @@ def test_error_report_after_an_admin_verify_of_a_sign_in_hides_its_tokens(
     client.force_login(make_staff("helpdesk"))
     code = fresh_code()
     with pytest.raises(RuntimeError) as failure:
-        confirm_action(client, "verify_device", [started["id"]], user_code=code)
+        verify_with_code(client, started["id"], user_code=code)
 
     (verified,) = handed_out
     tokens = verified.authentication_result
     assert tokens is not None
     assert tokens["AccessToken"]
-    for text in (_report_from(failure, "_verify"), repr(verified)):
+    for text in (_report_from(failure, "_verify_with_code"), repr(verified)):
         for name in ("AccessToken", "IdToken", "RefreshToken"):
             assert tokens[name] not in text
             assert tokens[name][-20:] not in text

@@ -171,9 +171,9 @@ def _scale_pages() -> dict[str, tuple[str, str]]:
 def test_admin_pages_stay_within_their_statement_budget_at_two_sizes(
     django_assert_max_num_queries: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cognito_mfa import admin as mfa_admin
+    from cognito_mfa.admin import changelists
 
-    monkeypatch.setattr(mfa_admin, "EXACT_COUNT_LIMIT", SMALL_EXACT_COUNT_LIMIT)
+    monkeypatch.setattr(changelists, "EXACT_COUNT_LIMIT", SMALL_EXACT_COUNT_LIMIT)
     client = Client()
     client.force_login(make_staff("desk"))
     pages = _scale_pages()
@@ -192,15 +192,15 @@ def test_admin_pages_stay_within_their_statement_budget_at_two_sizes(
 def test_a_long_list_is_counted_up_to_the_limit_then_estimated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from cognito_mfa import admin as mfa_admin
+    from cognito_mfa.admin import changelists
 
-    monkeypatch.setattr(mfa_admin, "EXACT_COUNT_LIMIT", 20)
+    monkeypatch.setattr(changelists, "EXACT_COUNT_LIMIT", 20)
     _add_rows(0, 60)
     rows = Enrollment.objects.order_by("-created_at", "-id")
-    assert mfa_admin.EstimatingPaginator(rows.filter(cognito_username="user3"), 10).count == 1
-    assert mfa_admin.EstimatingPaginator(rows.none(), 10).count == 0
+    assert changelists.EstimatingPaginator(rows.filter(cognito_username="user3"), 10).count == 1
+    assert changelists.EstimatingPaginator(rows.none(), 10).count == 0
     with CaptureQueriesContext(connection) as captured:
-        counted = mfa_admin.EstimatingPaginator(rows, 10).count
+        counted = changelists.EstimatingPaginator(rows, 10).count
     sql = [query["sql"] for query in captured.captured_queries]
     assert "LIMIT 21" in sql[0]  # never a count over the whole table
     if connection.vendor == "postgresql":

@@ -329,6 +329,104 @@ def test_secret_token_and_codes_are_found_nowhere(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_admin_verify_page_shows_logs_and_reports_no_code(
+    alice_api: APIClient,
+    every_record: Records,
+    every_signal: EverySignal,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The help desk's verify page: a wrong code that crashes the page after Cognito answered,
+    the same wrong code again, then the right one. Neither code is on any admin page, in a log
+    record, a signal, the database, or the error report of the failed request."""
+    from django.contrib.admin.models import LogEntry
+    from django.test import Client
+    from django.urls import reverse
+    from django.views.debug import ExceptionReporter
+
+    from cognito_mfa.admin import EnrollmentAdmin
+    from tests.admin_support import (
+        change_url,
+        changelist_url,
+        make_staff,
+        verify_url,
+        verify_with_code,
+    )
+
+    started = alice_api.post(BASE + "enrollments/", {}, format="json")
+    assert started.status_code == 201
+    pk = started.json()["id"]
+    client = Client(raise_request_exception=False)  # a crash is then a 500, as in production
+    client.force_login(make_staff("helpdesk"))
+    codes = {"wrong code": wrong_code(), "right code": fresh_code()}
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the admin log went away")
+
+    responses = [client.get(verify_url(pk))]
+    # A refused device name: the form comes back bound to what was posted, the code box empty.
+    refused = verify_with_code(
+        client, pk, user_code=codes["right code"], friendly_device_name="phone\u202e"
+    )
+    assert refused.status_code == 200
+    assert refused.context["form"].errors["friendly_device_name"]
+    responses.append(refused)
+    with monkeypatch.context() as patched:
+        patched.setattr(EnrollmentAdmin, "log_change", crash)
+        failed = verify_with_code(client, pk, user_code=codes["wrong code"])
+    assert failed.status_code == 500
+    responses.append(verify_with_code(client, pk, user_code=codes["wrong code"]))
+    assert responses[-1].status_code == 200  # the form again
+    responses.append(verify_with_code(client, pk, user_code=codes["right code"]))
+    assert responses[-1].status_code == 302
+    events = reverse("admin:cognito_mfa_auditevent_changelist")
+    for url in (change_url(pk), f"{change_url(pk)}../history/", changelist_url(), events):
+        responses.append(client.get(url, follow=True))
+    for event in AuditEvent.objects.all():
+        responses.append(
+            client.get(reverse("admin:cognito_mfa_auditevent_change", args=[event.pk]))
+        )
+    assert AuditEvent.objects.filter(kind="verified", source="admin").exists()
+
+    # 1. every admin page, the verify page's own answers included
+    for response in responses:
+        assert response.status_code in (200, 302)
+        for label, code in codes.items():
+            assert not holds_code(response.content.decode(), code), f"{label} on a page"
+
+    # 2. the error report of the failed request, as the admins' e-mail would carry it
+    (logged,) = [
+        record
+        for record in every_record.records
+        if record.name == "django.request" and record.exc_info is not None
+    ]
+    assert logged.exc_info is not None
+    reporter = ExceptionReporter(logged.request, *logged.exc_info, is_email=True)  # type: ignore[attr-defined]
+    for report in (reporter.get_traceback_html(), reporter.get_traceback_text()):
+        assert "user_code" in report  # the POST is in the report, its value masked
+        assert "verify_device_view" in report
+        for label, code in codes.items():
+            assert not holds_code(report, code), f"{label} in the error report"
+
+    # 3. every log record, 4. every signal kwarg, 5. the database and the admin's history
+    rendered = [
+        (record.name, render(record))
+        for record in every_record.records
+        if not record.name.startswith(FOREIGN_LOGGERS)
+    ]
+    assert any("VerifySoftwareToken" in text for _, text in rendered)
+    dump, _ = database_text()
+    history = [entry.change_message for entry in LogEntry.objects.all()]
+    assert history
+    for label, code in codes.items():
+        for name, text in rendered:
+            assert not holds_code(text, code), f"{label} in a record of {name}: {text[:300]}"
+        for name, kwargs in every_signal.sent:
+            assert not any(holds_code(text, code) for text in walk(kwargs)), f"{label} in {name}"
+        assert not holds_code(dump, code), f"{label} in dumpdata"
+        assert not any(holds_code(text, code) for text in history), f"{label} in the history"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_search_finds_leaks_when_redaction_is_off(
     pool: Pool,
     alice: str,

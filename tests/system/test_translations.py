@@ -21,7 +21,14 @@ from django.utils.translation import deactivate
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import Enrollment
-from tests.support.admin import changelist_url, confirm_action, make_staff, messages_of
+from tests.support.admin import (
+    change_url,
+    changelist_url,
+    confirm_action,
+    make_staff,
+    messages_of,
+    verify_url,
+)
 from tests.support.cognito import Pool, wrong_code
 from tests.support.services import require_service
 
@@ -211,6 +218,10 @@ ACTIONS = {
     },
 }
 CANCELLED = {"de": "1 Registrierung abgebrochen.", "fr": "1 enregistrement annulé."}
+MISSING = {
+    "de": "Keine Registrierung hat die ID „{key}“. Wurde sie vielleicht gelöscht?",
+    "fr": "Aucun enregistrement n'a l'identifiant « {key} ». Il a peut-être été supprimé.",
+}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -231,6 +242,13 @@ def test_admin_actions_columns_and_messages_are_translated(pool: Pool, language:
         assert f'<option value="{action}">{escape(label)}</option>' in page, action
     for column in {"de": ("Cognito-Benutzername", "Status"), "fr": ("Nom d", "Statut")}[language]:
         assert column in page, column
+
+    # The verify page: linked from the enrollment's page, and its answers translated.
+    change_page = client.get(change_url(started.json()["id"])).content.decode()
+    # (A template's {% translate %} is not escaped, a form's option label is.)
+    assert f'verify-link">{ACTIONS[language]["verify_device"]}</a>' in change_page
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert MISSING[language].format(key=missing) in messages_of(client.get(verify_url(missing)))
 
     cancelled = confirm_action(client, "cancel_enrollments", [started.json()["id"]])
     assert CANCELLED[language] in messages_of(cancelled)

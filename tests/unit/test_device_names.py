@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from cognito_mfa.models import AuditEvent, Enrollment
 from cognito_mfa.validators import validate_device_name
-from tests.support.admin import confirm_action, make_staff
+from tests.support.admin import make_staff, verify_with_code
 from tests.support.cognito import Pool, count_cognito_calls, fresh_code
 
 BASE = "/api/mfa/"
@@ -146,12 +146,8 @@ def test_admin_verify_form_refuses_a_bad_device_name_without_cognito(
     client = Client()
     client.force_login(make_staff("helpdesk"))
     with count_cognito_calls() as counter:
-        response = confirm_action(
-            client,
-            "verify_device",
-            [started["id"]],
-            user_code=fresh_code(),
-            friendly_device_name=REFUSED[case],
+        response = verify_with_code(
+            client, started["id"], user_code=fresh_code(), friendly_device_name=REFUSED[case]
         )
     assert response.status_code == 200  # the form again, with the field's error
     assert "invisible characters" in response.content.decode()

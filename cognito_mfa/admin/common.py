@@ -1,0 +1,85 @@
+"""What the enrollment admin's actions and pages share: how they name an enrollment and an
+error code, whose enrollment it is, the flows' context of an admin request, and the page frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext
+
+from .. import flows
+from ..adapter import get_adapter
+from ..exceptions import help_desk_message
+from ..models import Enrollment
+
+
+def error_message(code: str) -> str:
+    """Return the translated admin message for an error code (the help desk's words in the
+    one table of error texts)."""
+    return help_desk_message(code)
+
+
+def enrollment_name(enrollment: Enrollment) -> str:
+    """How the admin names an enrollment's Cognito user: a sign-in claim no tokens proved
+    names nobody (the claimed name is kept only inside its encrypted credential)."""
+    return enrollment.cognito_username or gettext("an unproven sign-in claim")
+
+
+def flow_context(request: HttpRequest) -> flows.Context:
+    """The flows' context of an admin request: the admin acts, from the admin."""
+    return flows.Context.build("admin", request, actor=request.user)
+
+
+def is_own_enrollment(request: HttpRequest, enrollment: Enrollment) -> bool:
+    """Tell whether ``enrollment`` is the requesting admin's own (by site account or name)."""
+    user: Any = request.user
+    if enrollment.user_id is not None and enrollment.user_id == user.pk:
+        return True
+    # An unproven sign-in claim names nobody, so it is nobody's own.
+    name = enrollment.cognito_username
+    return bool(name) and name == get_adapter().get_cognito_username(user)
+
+
+def admin_url(model_admin: admin.ModelAdmin, page: str, *args: Any) -> str:
+    """Return the URL of one of ``model_admin``'s pages ("changelist", "change", "verify"...)."""
+    opts = model_admin.opts
+    return reverse(
+        f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_{page}", args=args
+    )
+
+
+def render_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    template: str,
+    title: str,
+    **extra: Any,
+) -> TemplateResponse:
+    """Render one of the enrollment admin's own pages in the admin's frame.
+
+    ``template`` is looked up for the model first, then for the app, as Django's admin does.
+    """
+    opts = model_admin.opts
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "subtitle": None,
+        "opts": opts,
+        "app_label": opts.app_label,
+        "media": model_admin.media,
+        **extra,
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(
+        request,
+        [
+            f"admin/{opts.app_label}/{opts.model_name}/{template}",
+            f"admin/{opts.app_label}/{template}",
+        ],
+        context,
+    )
