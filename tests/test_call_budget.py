@@ -753,10 +753,9 @@ def test_two_processes_never_admit_more_than_the_rate_between_them(redis_url: st
             assert len(inside) <= 20 * (width + 1) + 1, (width, len(inside))
 
 
-@pytest.mark.redis
-def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
-    redis_url: str, settings: Any
-) -> None:
+@pytest.fixture
+def redis_budget_cache(redis_url: str, settings: Any) -> str:
+    """The budget kept in Redis under a cache alias "budget" of its own key prefix."""
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "budget": {
@@ -766,6 +765,13 @@ def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
         },
     }
     settings.COGNITO_MFA_CALL_BUDGET_CACHE = "budget"
+    return "budget"
+
+
+@pytest.mark.redis
+def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
+    redis_budget_cache: str, settings: Any
+) -> None:
     # 4/s on Redis's own clock: a slot frees every 0.25 s, far longer than these steps take.
     settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
@@ -787,17 +793,8 @@ def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
 
 @pytest.mark.redis
 def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
-    redis_url: str, settings: Any
+    redis_budget_cache: str, settings: Any
 ) -> None:
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "budget": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": f"budget-{secrets.token_hex(4)}",
-        },
-    }
-    settings.COGNITO_MFA_CALL_BUDGET_CACHE = "budget"
     settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     state = budget.RedisState("budget")
