@@ -2,7 +2,9 @@
 
 ``python -m bench.inprocess overhead`` — app vs baseline per request, SQL queries per
 endpoint, QR rendering and the admin refresh, on the database named by
-``COGNITO_MFA_BENCH_DATABASE``; ``python -m bench.inprocess cold`` — import and first-request
+``COGNITO_MFA_BENCH_DATABASE``; ``python -m bench.inprocess wait`` — the same interleaved
+requests with the stub answering each Cognito call in 20 ms (the wait ratios);
+``python -m bench.inprocess cold`` — import and first-request
 times of a fresh process. Each prints one JSON object on stdout.
 """
 
@@ -24,6 +26,15 @@ WARMUP = 30
 LISTED_ROWS = 200
 REFRESH_USERS = 500
 REFRESH_SERVICE_TIME = 0.020  # seconds per AdminGetUser, like a remote Cognito
+# The wait ratios: every call the start and verify make served in 20 ms, like a remote Cognito.
+WAIT_ITERATIONS = int(os.environ.get("COGNITO_MFA_BENCH_WAIT_ITERATIONS", "200"))
+WAIT_SERVICE_TIME = 0.020
+WAIT_OPERATIONS = (
+    "GetUser",
+    "AssociateSoftwareToken",
+    "VerifySoftwareToken",
+    "SetUserMFAPreference",
+)
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 
@@ -89,7 +100,7 @@ def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, result
 
 
-def measure_overhead(driver: Driver) -> dict[str, Any]:
+def measure_overhead(driver: Driver, iterations: int = OVERHEAD_ITERATIONS) -> dict[str, Any]:
     """Interleave app and baseline start -> verify; alternate which goes first.
 
     Wall time is what the user waits for; the calling thread's CPU time (the database work
@@ -127,7 +138,7 @@ def measure_overhead(driver: Driver) -> dict[str, Any]:
     for _ in range(WARMUP):
         app_pair(False)
         base_pair(False)
-    for iteration in range(OVERHEAD_ITERATIONS):
+    for iteration in range(iterations):
         first, second = (app_pair, base_pair) if iteration % 2 == 0 else (base_pair, app_pair)
         first(True)
         second(True)
@@ -335,6 +346,38 @@ def overhead_phase(with_refresh: bool) -> dict[str, Any]:
     return result
 
 
+def wait_phase() -> dict[str, Any]:
+    """What a user waits for, app against baseline, when Cognito takes 20 ms a call.
+
+    One run, app and baseline pairs alternated (the order flipped every iteration), so both
+    sides see the same machine; the ratios of the p50s hold across machines better than
+    milliseconds do.
+    """
+    key = SigningKey()
+    stub = CognitoStub(dict.fromkeys(WAIT_OPERATIONS, WAIT_SERVICE_TIME)).start()
+    try:
+        _setup(stub.url, key)
+        _migrate()
+        driver = Driver(key.access_token("bench-wait"))
+        stub.stats.reset()
+        wall = measure_overhead(driver, WAIT_ITERATIONS)["wall"]
+        stub_stats = stub.stats.snapshot()
+    finally:
+        stub.stop()
+    from django.db import connection
+
+    return {
+        "database": connection.vendor,
+        "iterations": WAIT_ITERATIONS,
+        "stub_service_ms": summary(stub_stats["service_ms"]),
+        "requests": {
+            name: wall[name] for name in ("app_start", "base_start", "app_verify", "base_verify")
+        },
+        "verify_wait_ratio": round(wall["app_verify"]["p50"] / wall["base_verify"]["p50"], 3),
+        "start_wait_ratio": round(wall["app_start"]["p50"] / wall["base_start"]["p50"], 3),
+    }
+
+
 def cold_phase() -> dict[str, Any]:
     """Time a fresh process: Django setup, importing the app's views, the first requests."""
     started = time.perf_counter()
@@ -384,6 +427,8 @@ def main() -> None:
     phase = sys.argv[1]
     if phase == "overhead":
         result = overhead_phase(with_refresh="--refresh" in sys.argv)
+    elif phase == "wait":
+        result = wait_phase()
     elif phase == "cold":
         result = cold_phase()
     else:

@@ -8,7 +8,8 @@ Prints a table and writes ``bench/results.json``. Phases (each in fresh processe
 2. throughput under gunicorn (2 workers, threads) on PostgreSQL, app vs baseline rounds;
 3. the enrollment storm: two gunicorn processes on PostgreSQL and Redis, users arriving at 4x
    what Cognito's quota allows, with the call budget and without it (``bench/storm.py``);
-4. the cold path: import time, first request, one boto3 client and one JWKS fetch.
+4. the wait ratios: app and baseline requests alternated, Cognito answering in 20 ms;
+5. the cold path: import time, first request, one boto3 client and one JWKS fetch.
 
 Without ``COGNITO_MFA_BENCH_POSTGRES_URL`` / ``COGNITO_MFA_BENCH_REDIS_URL`` a throw-away
 PostgreSQL cluster and Redis server are started from the machine's binaries
@@ -24,6 +25,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,14 +34,14 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if sys.path[0] == str(Path(__file__).resolve().parent):
     sys.path[0] = str(ROOT)  # run as a script: import bench.* and cognito_mfa from the repo
 
 from bench.load import run_round  # noqa: E402
-from bench.services import services  # noqa: E402
+from bench.services import fresh_database, services  # noqa: E402
 from bench.stats import summary  # noqa: E402
 from bench.storm import (  # noqa: E402
     STORM_CALLS_PER_ENROLLMENT,
@@ -89,6 +91,16 @@ TARGETS = {
     "storm_throttled_calls": ("<=", 0),
     "storm_stranded_users": ("<=", 0),
     "storm_refusal_ms_p99": ("<=", 10.0),
+    "storm_refusal_server_ms_p99": ("<=", 10.0),
+    "verify_wait_ratio": ("<=", 1.10),
+    "start_wait_ratio": ("<=", 1.30),
+}
+# What storm_refusal_ms_p99 and storm_refusal_server_ms_p99 measure.
+REFUSAL_MEASURES = {
+    "storm_refusal_ms_p99": "client: the load generator's clock around connect, send and read "
+    "of each refused request (its own threads' scheduling included)",
+    "storm_refusal_server_ms_p99": "server: gunicorn's access-log %(D)s of each 429, from the "
+    "request read to the answer written (no connect, no wait for a free server thread)",
 }
 QUERY_TARGETS = {"verify": 6, "start": 6, "status": 2, "list": 2}
 
@@ -158,22 +170,7 @@ def _overhead(phase: dict[str, Any]) -> dict[str, Any]:
 
 def _postgres_database(url: str, suffix: str = "") -> tuple[str, Any]:
     """Create a fresh database for the run; return its URL and a function that drops it."""
-    import psycopg
-
-    name = os.environ.get(DB_NAME_ENV, "cognito_mfa_bench") + suffix
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise SystemExit(f"{DB_NAME_ENV} must be a plain lower-case identifier")
-
-    def run(statement: str) -> None:
-        with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(statement)
-
-    run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    run(f"CREATE DATABASE {name}")
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}")), lambda: run(
-        f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )
+    return fresh_database(url, os.environ.get(DB_NAME_ENV, "cognito_mfa_bench") + suffix)
 
 
 # --- throughput ---------------------------------------------------------------------------------
@@ -294,6 +291,53 @@ def _get_json(host: str, port: int, path: str) -> Any:
         connection.close()
 
 
+# The access log's line per request: status, time taken in microseconds (%(D)s: from the
+# request read to the answer written, in the worker's thread) and the path.
+ACCESS_LOG_FORMAT = "%(s)s %(D)s %(U)s"
+
+
+def _gunicorn(
+    env: dict[str, str], options: list[str], access_log: Path | None = None
+) -> tuple[_Process, int]:
+    """Start gunicorn serving the bench site on a free port; return it and its port. A server
+    that does not come up is stopped before the error is raised."""
+    logging = ["--access-logfile", str(access_log), "--access-logformat", ACCESS_LOG_FORMAT]
+    server = _Process(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "example_project.wsgi:application",
+            *options,
+            "--bind",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+            *(logging if access_log is not None else []),
+        ],
+        env,
+    )
+    try:
+        port = int(server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1))
+        server.wait_for(r"Booting worker with pid", timeout=30)
+    except BaseException:
+        server.stop()
+        raise
+    return server, port
+
+
+def _refusal_times_ms(access_logs: list[Path]) -> list[float]:
+    """The server-side time of every 429 in the access logs (the storm's per-user throttles
+    never bite, so each is a refusal for the call budget), in ms."""
+    times = []
+    for log in access_logs:
+        for line in log.read_text().splitlines() if log.exists() else []:
+            status, micros, _ = line.split(" ", 2)
+            if status == "429":
+                times.append(int(micros) / 1000)
+    return times
+
+
 def throughput(database_url: str) -> dict[str, Any]:
     """gunicorn on PostgreSQL; alternate app and baseline rounds under the same load.
 
@@ -311,23 +355,8 @@ def throughput(database_url: str) -> dict[str, Any]:
             COGNITO_MFA_ENDPOINT_URL=stub_url,
             **{JWKS_ENV: json.dumps(key.jwks())},
         )
-        server = _Process(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "example_project.wsgi:application",
-                *GUNICORN,
-                "--bind",
-                "127.0.0.1:0",
-                "--log-level",
-                "info",
-            ],
-            env,
-        )
-        listening = server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
-        host, port = "127.0.0.1", int(listening.group(1))
-        server.wait_for(r"Booting worker with pid", timeout=30)
+        server, port = _gunicorn(env, GUNICORN)
+        host = "127.0.0.1"
         users = [key.access_token(f"bench-load-{index:03d}") for index in range(LOAD_ACCOUNTS)]
         # Warm-up: both workers build their client and fetch the JWKS; every account gets its
         # site user row (each user in flight goes through its 7-8 accounts many times over).
@@ -472,29 +501,11 @@ def _stub_service_times(seconds: float) -> dict[str, float]:
 # --- the storm ----------------------------------------------------------------------------------
 
 
-def _gunicorn(env: dict[str, str]) -> tuple[_Process, int]:
-    server = _Process(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "example_project.wsgi:application",
-            *STORM_GUNICORN,
-            "--bind",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-        ],
-        env,
-    )
-    port = int(server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1))
-    server.wait_for(r"Booting worker with pid", timeout=30)
-    return server, port
-
-
 def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: str) -> Any:
     """One storm on a fresh database: stub with Cognito's quotas, two gunicorn processes."""
     key = SigningKey()
+    scratch = Path(tempfile.mkdtemp(prefix=f"cognito-mfa-storm-{label}-"))
+    access_logs = [scratch / f"access-{index}.log" for index in range(2)]
     database_url, drop = _postgres_database(postgres_url, f"_storm_{label}")
     stub = _Process([sys.executable, "-m", "bench.stub"], _env(), stdin=True)
     servers: list[_Process] = []
@@ -516,8 +527,8 @@ def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: 
             timeout=240,
         )
         ports = []
-        for _ in range(2):
-            server, port = _gunicorn(env)
+        for index in range(2):
+            server, port = _gunicorn(env, STORM_GUNICORN, access_logs[index])
             servers.append(server)
             ports.append(port)
         _post_json(stub_url, "/_service_time", _stub_service_times(LOAD_STUB_SERVICE_MS / 1000))
@@ -528,13 +539,17 @@ def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: 
         _post_json(stub_url, "/_quota", COGNITO_QUOTAS)
         _post_json(stub_url, "/_reset", {})
         before = _load()
+        cpu_before = _cpu_seconds(os.getpid())
         result = Storm(ports, tokens, arrivals_per_s, STORM_WINDOW_S).run()
+        generator_cpu_s = _cpu_seconds(os.getpid()) - cpu_before
         stats = _get_json("127.0.0.1", int(urlsplit(stub_url).port or 0), "/_stats")
     finally:
         for server in servers:
             server.stop()
         stub.stop()
         drop()
+    refusals_server = _refusal_times_ms(access_logs)
+    shutil.rmtree(scratch, ignore_errors=True)
     throttled = stats["throttled"]
     return {
         **result,
@@ -546,6 +561,11 @@ def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: 
         "throttled_calls": sum(throttled.values()),
         "throttled_by_operation": throttled,
         "cognito_calls": stats["calls"],
+        # The same refusals timed by gunicorn (%(D)s): from the request read to the answer
+        # written, without the client's connect and the wait for a free server thread.
+        "refusal_server_ms": summary(refusals_server) if refusals_server else None,
+        "refusals_in_access_log": len(refusals_server),
+        "load_generator_cpu_s": round(generator_cpu_s, 1),
         "load_average": {"before": before, "after": _load()},
     }
 
@@ -647,6 +667,19 @@ def build_results(sqlite: dict[str, Any], pg: dict[str, Any] | None, **rest: Any
         "throughput": tp,
         "cold": rest["cold"],
     }
+    waits = rest.get("wait") or {}
+    results.update(
+        {
+            # SQLite, as the overhead figures; PostgreSQL's beside them.
+            "verify_wait_ratio": (waits.get("sqlite") or {}).get("verify_wait_ratio"),
+            "start_wait_ratio": (waits.get("sqlite") or {}).get("start_wait_ratio"),
+            "verify_wait_ratio_postgresql": (waits.get("postgresql") or {}).get(
+                "verify_wait_ratio"
+            ),
+            "start_wait_ratio_postgresql": (waits.get("postgresql") or {}).get("start_wait_ratio"),
+            "wait": waits,
+        }
+    )
     storm_results = rest.get("storm") or {}
     budgeted = storm_results.get("with_budget")
     results.update(
@@ -657,6 +690,10 @@ def build_results(sqlite: dict[str, Any], pg: dict[str, Any] | None, **rest: Any
             "storm_refusal_ms_p99": (
                 (budgeted["refusal_ms"] or {}).get("p99") if budgeted else None
             ),
+            "storm_refusal_server_ms_p99": (
+                (budgeted.get("refusal_server_ms") or {}).get("p99") if budgeted else None
+            ),
+            "storm_refusal_measures": REFUSAL_MEASURES,
             "storm": storm_results,
         }
     )
@@ -841,6 +878,21 @@ def print_table(results: dict[str, Any]) -> None:
                 run["budget_refusals"],
                 (run["refusal_ms"] or {}).get("p99"),
             )
+    for label, wait in (results.get("wait") or {}).items():
+        requests = wait["requests"]
+        print(
+            f"\n[wait, {label}] Cognito at {wait['stub_service_ms']['p50']} ms a call, "
+            f"{wait['iterations']} interleaved iterations; p50 ms app / baseline: start "
+            f"{requests['app_start']['p50']} / {requests['base_start']['p50']} "
+            f"(ratio {wait['start_wait_ratio']}), verify {requests['app_verify']['p50']} / "
+            f"{requests['base_verify']['p50']} (ratio {wait['verify_wait_ratio']})"
+        )
+    if storm_results.get("with_budget"):
+        run = storm_results["with_budget"]
+        print(
+            f"  refusal time, server side (gunicorn %(D)s): {run.get('refusal_server_ms')}; "
+            f"load generator CPU {run.get('load_generator_cpu_s')} s"
+        )
     print("\ntargets:")
     for name, target in results["targets"].items():
         mark = {True: "ok", False: "MISSED", None: "n/a"}[target["met"]]
@@ -869,6 +921,16 @@ def main() -> None:
             storm_results: dict[str, Any] = {
                 "skipped": f"PostgreSQL: {found['postgres_note']}; Redis: {found['redis_note']}"
             }
+            print("wait ratios, Cognito at 20 ms ...", flush=True)
+            waits = {"sqlite": _phase(["wait"], _env(COGNITO_MFA_BENCH_DATABASE=f"{scratch}/w.db"))}
+            if postgres_url:
+                database_url, drop = _postgres_database(postgres_url, "_wait")
+                try:
+                    waits["postgresql"] = _phase(
+                        ["wait"], _env(COGNITO_MFA_BENCH_DATABASE=database_url)
+                    )
+                finally:
+                    drop()
             if postgres_url:
                 database_url, drop = _postgres_database(postgres_url)
                 try:
@@ -885,7 +947,7 @@ def main() -> None:
         print("cold path ...", flush=True)
         cold_path = cold(_env(COGNITO_MFA_BENCH_DATABASE=f"{scratch}/cold.sqlite3"))
     results = build_results(
-        sqlite, pg, throughput=tp, cold=cold_path, machine=info, storm=storm_results
+        sqlite, pg, throughput=tp, cold=cold_path, machine=info, storm=storm_results, wait=waits
     )
     results["services"] = {
         "postgres": found["postgres_note"],

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path[0] == str(Path(__file__).resolve().parent):
     sys.path[0] = str(ROOT)  # run as a script: import bench.* and cognito_mfa from the repo
 
+from bench.services import free_port, fresh_database  # noqa: E402
+
 RESULTS = ROOT / "bench" / "scale.json"
 SIZES = tuple(int(size) for size in os.environ.get("SCALE_SIZES", "10000,1000000").split(","))
 USERS = 200_000
@@ -289,14 +291,6 @@ def measure(rows: int) -> dict[str, Any]:
 # --- the throw-away cluster and the report ---------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Cluster:
     """A PostgreSQL cluster in a temporary directory, on a free loopback port."""
 
@@ -313,7 +307,7 @@ class Cluster:
         self.bin = bins[-1]
         self.dir = Path(tempfile.mkdtemp(prefix="cognito-mfa-scale."))
         self.dir.chmod(0o755)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def _as_postgres(self, *args: str) -> None:
@@ -341,11 +335,7 @@ class Cluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as connection:
-            connection.execute(f"CREATE DATABASE {name}")
-        return self.url.rsplit("/", 1)[0] + f"/{name}"
+        return fresh_database(self.url, name)[0]  # the cluster goes, and its databases with it
 
 
 def _run_size(database_url: str, rows: int) -> dict[str, Any]:

@@ -11,19 +11,39 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def fresh_database(url: str, name: str) -> tuple[str, Callable[[], None]]:
+    """Create the database ``name`` anew on the server of ``url`` (dropped first if left over);
+    return its URL and a function that drops it."""
+    import psycopg
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"database name {name!r} must be a plain lower-case identifier")
+
+    def run(statement: str) -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(statement)
+
+    run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    run(f"CREATE DATABASE {name}")
+    database_url = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    return database_url, lambda: run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _wait_for_port(port: int, timeout: float = 30) -> bool:

@@ -13,13 +13,16 @@ already scanned their QR code. The budget turns the quota into finished enrollme
   slot, and finishing calls, admitted first, keep starts out while they wait;
 - a call refused sends nothing: :class:`~cognito_mfa.exceptions.CallBudgetExhausted` (a 429
   ``throttled``) says when a slot frees;
+- :meth:`CallBudget.check` asks the same question without taking the slot, so an endpoint
+  can refuse a request before any of its work (``cognito_mfa.throttling.CallBudgetThrottle``):
+  the request's call is still charged, and may still be refused, when it is made;
 - when Cognito throttles anyway (another application spends the account's quota), the rate
   is halved for every process (at most once a second, down to a tenth) and grows back by a
   twentieth of the configured rate per second: additive increase, multiplicative decrease.
 
 With a Redis cache the state lives in Redis and each decision is one Lua script, atomic
 across processes and hosts, timed by Redis's own clock. With any other cache the budget holds
-per process (system check ``cognito_mfa.W002``).
+per process (system check ``cognito_mfa.W003``).
 """
 
 from __future__ import annotations
@@ -86,8 +89,10 @@ REDIS_BACKENDS = (
 _KEY = "cognito_mfa:call_budget:{category}:{part}"
 
 # One decision, atomic in Redis. KEYS: the bucket's arrival time, the back-off state, the
-# refused starts' queue. ARGV: mode ("acquire" or "throttled"), rate, the fill this call may
-# reach (seconds), the back-off constants, whether a refusal queues (starts), MAX_SPREAD_S.
+# refused starts' queue. ARGV: mode ("acquire", "check" or "throttled"), rate, the fill this
+# call may reach (seconds), the back-off constants, whether a refusal queues (starts),
+# MAX_SPREAD_S. "check" is "acquire" without taking the slot: the bucket is only read (a
+# refused start still takes its place in the queue, so its Retry-After is the charge's).
 # Numbers go back as strings: Redis turns Lua numbers into integers.
 _SCRIPT = """
 local clock = redis.call('TIME')
@@ -125,8 +130,10 @@ if fill > limit + 1e-9 then
   end
   return {0, tostring(wait), tostring(factor)}
 end
-redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX',
-  math.ceil(fill * 1000) + 1000)
+if ARGV[1] == 'acquire' then
+  redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX',
+    math.ceil(fill * 1000) + 1000)
+end
 return {1, '0', tostring(factor)}
 """
 
@@ -177,7 +184,8 @@ class LocalState:
                     self._queue[category] = queued
                     wait = queued - now
                 return Decision(False, wait, factor)
-            self._tat[category] = tat + interval
+            if mode == "acquire":
+                self._tat[category] = tat + interval
             return Decision(True, 0.0, factor)
 
 
@@ -266,6 +274,11 @@ class CallBudget:
             logger.warning("cognito_mfa: call budget unavailable (%s)", type(error).__name__)
             return None
 
+    @staticmethod
+    def _limit(finishing: bool) -> float:
+        """How full the bucket may be after this call: finishing calls may use the reserve."""
+        return WINDOW_S if finishing else WINDOW_S * (1 - app_settings.CALL_BUDGET_RESERVE)
+
     def charge(self, operation: str, *, finishing: bool = False, patience: float = 0) -> None:
         """Admit one ``operation`` call or raise CallBudgetExhausted (nothing was sent).
 
@@ -274,7 +287,7 @@ class CallBudget:
         category = CATEGORY_OF.get(operation)
         if category is None:
             return
-        limit = WINDOW_S if finishing else WINDOW_S * (1 - app_settings.CALL_BUDGET_RESERVE)
+        limit = self._limit(finishing)
         deadline = self.clock() + max(patience, _patience.get())
         while True:
             decision = self._decide(category, "acquire", limit)
@@ -285,6 +298,21 @@ class CallBudget:
                 logger.info("cognito_mfa: call budget of %s refused %s", category, operation)
                 raise exc.CallBudgetExhausted(retry_after=math.ceil(decision.wait_s))
             self.sleep(decision.wait_s)
+
+    def check(self, operation: str, *, finishing: bool = False) -> None:
+        """Raise CallBudgetExhausted if ``operation`` would be refused now; take nothing.
+
+        One decision (one Redis script), the same as :meth:`charge`'s first: a refusal
+        carries the same ``Retry-After`` (a refused start joins the same queue). An admitted
+        check reserves nothing: the call is charged when it is made.
+        """
+        category = CATEGORY_OF.get(operation)
+        if category is None:
+            return
+        decision = self._decide(category, "check", self._limit(finishing))
+        if decision is not None and not decision.admitted:
+            logger.info("cognito_mfa: call budget of %s refused %s early", category, operation)
+            raise exc.CallBudgetExhausted(retry_after=math.ceil(decision.wait_s))
 
     def throttled(self, operation: str) -> None:
         """Cognito throttled ``operation``: lower its category's rate for every process."""

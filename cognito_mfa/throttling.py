@@ -1,5 +1,6 @@
 """DRF throttles for the MFA endpoints, configured by ``COGNITO_MFA_THROTTLE_RATES`` and stored
-in the cache named by ``COGNITO_MFA_THROTTLE_CACHE`` (share it between processes: Redis)."""
+in the cache named by ``COGNITO_MFA_THROTTLE_CACHE`` (share it between processes: Redis), and
+the early check of the site's Cognito call budget (:class:`CallBudgetThrottle`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from .adapter import client_address
+from .budget import get_budget
 
 DEFAULT_RATES: dict[str, str | None] = {
     "start": "20/hour",
@@ -92,3 +94,33 @@ class ChallengeThrottle(CognitoMFAThrottle):
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         return f"cognito_mfa:throttle:{self.scope}:ip:{self.get_ident(request)}"
+
+
+class CallBudgetThrottle(BaseThrottle):
+    """Refuse a request whose Cognito call the site's call budget would refuse right now.
+
+    In a storm most requests are refused for the budget; found only at the Cognito call, each
+    refusal would first have claimed a lease, locked rows and rolled back. Checked here, after
+    authentication (401 still comes first) and before the per-user throttles (a refusal spends
+    none of the user's hourly allowance), a refusal costs one Redis script and answers what the
+    call's own refusal answers: 429 ``throttled`` with the budget's ``Retry-After``. Nothing is
+    taken from the budget: the call is charged when it is made, and may still be refused then.
+    """
+
+    operation = "AssociateSoftwareToken"
+    finishing = False  # finishing calls (verify) may use the reserve; starts may not
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        get_budget().check(self.operation, finishing=self.finishing)  # raises when refused
+        return True
+
+
+class StartBudgetThrottle(CallBudgetThrottle):
+    """A start's call (``AssociateSoftwareToken``): the unreserved share only."""
+
+
+class VerifyBudgetThrottle(CallBudgetThrottle):
+    """A verify's call (``VerifySoftwareToken``): a finishing call, the reserve included."""
+
+    operation = "VerifySoftwareToken"
+    finishing = True

@@ -29,8 +29,10 @@ from .schema import AUTHENTICATED, document
 from .throttling import (
     ChallengeThrottle,
     PreferenceThrottle,
+    StartBudgetThrottle,
     StartThrottle,
     StatusThrottle,
+    VerifyBudgetThrottle,
     VerifyThrottle,
 )
 from .tokens import AccessToken
@@ -213,7 +215,7 @@ class EnrollmentListView(CognitoMFAView):
     """``GET enrollments/`` lists the caller's enrollments; ``POST`` starts a new one."""
 
     def get_throttles(self) -> list[Any]:
-        return [StartThrottle()] if self.request.method == "POST" else []
+        return [StartBudgetThrottle(), StartThrottle()] if self.request.method == "POST" else []
 
     @document(
         operation_id="cognito_mfa_enrollments_list",
@@ -288,7 +290,7 @@ class EnrollmentDetailView(CognitoMFAView):
 class EnrollmentVerifyView(CognitoMFAView):
     """``POST enrollments/{id}/verify/``: check the 6-digit code with Cognito."""
 
-    throttle_classes = [VerifyThrottle]
+    throttle_classes = [VerifyBudgetThrottle, VerifyThrottle]
 
     @document(
         operation_id="cognito_mfa_enrollments_verify",
@@ -367,6 +369,8 @@ class ChallengeView(CognitoMFAView):
 class ChallengeEnrollmentView(ChallengeView):
     """``POST challenge/enrollments/``: start enrollment with a sign-in ``MFA_SETUP`` Session."""
 
+    throttle_classes = [StartBudgetThrottle, ChallengeThrottle]
+
     @document(
         operation_id="cognito_mfa_challenge_start",
         summary="Start an enrollment with a sign-in MFA_SETUP Session (no bearer token)",
@@ -396,6 +400,8 @@ class ChallengeEnrollmentView(ChallengeView):
 
 class ChallengeVerifyView(ChallengeView):
     """``POST challenge/enrollments/{id}/verify/``: verify with the challenge token."""
+
+    throttle_classes = [VerifyBudgetThrottle, ChallengeThrottle]
 
     @document(
         operation_id="cognito_mfa_challenge_verify",

@@ -16,9 +16,8 @@ import pytest
 import requests
 from django.conf import global_settings
 
-from tests.support.cognito import Pool, create_pool, moto_server_client
-from tests.support.servers import CountingProxy, Gunicorn, migrate, server_environment
-from tests.support.servers import temporary_database as make_database
+from tests.support.cognito import Pool
+from tests.support.servers import CountingProxy, served_site
 from tests.support.services import require_service
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.postgres]
@@ -53,25 +52,9 @@ class Server:
 def server(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     postgres_url = os.environ.get("COGNITO_MFA_TEST_POSTGRES_URL", "")
     require_service("PostgreSQL", bool(postgres_url), "set COGNITO_MFA_TEST_POSTGRES_URL")
-    pool = create_pool(moto_server_client(moto_server))
-    proxy = CountingProxy(moto_server).start()
     workdir = tmp_path_factory.mktemp("oversized")
-    with make_database(postgres_url) as database_url:
-        env = server_environment(
-            CMFA_SERVER_DATABASE_URL=database_url,
-            CMFA_SERVER_ENDPOINT_URL=proxy.url,
-            CMFA_SERVER_JWKS_URL=f"{moto_server}/{pool.pool_id}/.well-known/jwks.json",
-            CMFA_SERVER_POOL_ID=pool.pool_id,
-            CMFA_SERVER_CLIENT_ID=pool.client_id,
-        )
-        migrate(env)
-        gunicorn = Gunicorn(env, workers=1, log_path=workdir / "gunicorn.log")
-        try:
-            gunicorn.start()
-            yield Server(gunicorn.url, database_url, proxy, pool)
-        finally:
-            gunicorn.stop()
-            proxy.stop()
+    with served_site(postgres_url, moto_server, workdir, workers=1) as site:
+        yield Server(site.url, site.database_url, site.proxy, site.pool)
 
 
 def _padded(body: dict[str, Any], size: int) -> bytes:

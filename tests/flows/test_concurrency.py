@@ -16,16 +16,13 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.cognito import Pool, create_pool, moto_server_client, wrong_code
+from tests.support.cognito import Pool, wrong_code
 from tests.support.servers import (
     CountingProxy,
-    Gunicorn,
     code_with_margin,
     fire_together,
-    migrate,
     read_signal_log,
-    server_environment,
-    temporary_database,
+    served_site,
 )
 from tests.support.services import require_service
 
@@ -74,29 +71,17 @@ class Site:
 def site(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     postgres_url = os.environ.get("COGNITO_MFA_TEST_POSTGRES_URL", "")
     require_service("PostgreSQL", bool(postgres_url), "set COGNITO_MFA_TEST_POSTGRES_URL")
-    client = moto_server_client(moto_server)
-    pool = create_pool(client)
-    proxy = CountingProxy(moto_server).start()
     workdir = tmp_path_factory.mktemp("concurrency")
     signal_log = workdir / "signals.jsonl"
-    with temporary_database(postgres_url) as database_url:
-        env = server_environment(
-            CMFA_SERVER_DATABASE_URL=database_url,
-            CMFA_SERVER_ENDPOINT_URL=proxy.url,
-            CMFA_SERVER_JWKS_URL=f"{moto_server}/{pool.pool_id}/.well-known/jwks.json",
-            CMFA_SERVER_POOL_ID=pool.pool_id,
-            CMFA_SERVER_CLIENT_ID=pool.client_id,
-            CMFA_SERVER_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
-            CMFA_SERVER_SIGNAL_LOG=str(signal_log),
-        )
-        migrate(env)
-        server = Gunicorn(env, workers=4, log_path=workdir / "gunicorn.log")
-        try:
-            server.start()
-            yield Site(server.url, database_url, proxy, pool, signal_log)
-        finally:
-            server.stop()
-            proxy.stop()
+    with served_site(
+        postgres_url,
+        moto_server,
+        workdir,
+        workers=4,
+        CMFA_SERVER_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
+        CMFA_SERVER_SIGNAL_LOG=str(signal_log),
+    ) as served:
+        yield Site(served.url, served.database_url, served.proxy, served.pool, signal_log)
 
 
 @pytest.fixture

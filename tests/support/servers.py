@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from tests.support.cognito import MOTO_SECRET, totp_code
+from tests.support.cognito import MOTO_SECRET, Pool, create_pool, moto_server_client, totp_code
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
@@ -253,6 +253,45 @@ class Gunicorn:
 
 
 # --- firing requests together ------------------------------------------------------------------
+
+
+@dataclass
+class ServedSite:
+    """The app served by gunicorn on a database of its own, Cognito behind a counting proxy."""
+
+    url: str
+    database_url: str
+    proxy: CountingProxy
+    pool: Pool
+
+
+@contextmanager
+def served_site(
+    postgres_url: str, moto_server: str, workdir: Path, *, workers: int, **settings: str
+) -> Iterator[ServedSite]:
+    """A user pool on moto, the proxy before it, a fresh database migrated, gunicorn with
+    ``workers`` sync workers; ``settings`` are more ``CMFA_SERVER_*`` variables."""
+    pool = create_pool(moto_server_client(moto_server))
+    proxy = CountingProxy(moto_server).start()
+    try:
+        with temporary_database(postgres_url) as database:
+            env = server_environment(
+                CMFA_SERVER_DATABASE_URL=database,
+                CMFA_SERVER_ENDPOINT_URL=proxy.url,
+                CMFA_SERVER_JWKS_URL=f"{moto_server}/{pool.pool_id}/.well-known/jwks.json",
+                CMFA_SERVER_POOL_ID=pool.pool_id,
+                CMFA_SERVER_CLIENT_ID=pool.client_id,
+                **settings,
+            )
+            migrate(env)
+            server = Gunicorn(env, workers=workers, log_path=workdir / "gunicorn.log")
+            try:
+                server.start()
+                yield ServedSite(server.url, database, proxy, pool)
+            finally:
+                server.stop()
+    finally:
+        proxy.stop()
 
 
 def fire_together(count: int, send: Callable[[int], requests.Response]) -> list[requests.Response]:

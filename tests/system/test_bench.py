@@ -11,7 +11,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACKED = (
@@ -28,6 +30,9 @@ TRACKED = (
     "storm_throttled_calls",
     "storm_stranded_users",
     "storm_refusal_ms_p99",
+    "storm_refusal_server_ms_p99",
+    "verify_wait_ratio",
+    "start_wait_ratio",
 )
 
 
@@ -42,16 +47,17 @@ def test_committed_results_carry_the_tracked_figures() -> None:
     assert results["admin_refresh_peak_in_flight"] <= results["admin_refresh_cap"]
 
 
-def test_the_in_process_phase_runs_and_reports_every_figure(tmp_path: Path) -> None:
+def _inprocess(phase: str, tmp_path: Path, **env_values: str) -> dict[str, Any]:
+    """Run ``python -m bench.inprocess <phase>`` on a SQLite file; return its JSON."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "COGNITO_MFA_BENCH_ITERATIONS": "5",
-        "COGNITO_MFA_BENCH_DATABASE": str(tmp_path / "bench.sqlite3"),
+        "COGNITO_MFA_BENCH_DATABASE": str(tmp_path / f"{phase}.sqlite3"),
+        **env_values,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.inprocess", "overhead"],
+        [sys.executable, "-m", "bench.inprocess", phase],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -60,7 +66,12 @@ def test_the_in_process_phase_runs_and_reports_every_figure(tmp_path: Path) -> N
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    phase = json.loads(completed.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_in_process_phase_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    phase = _inprocess("overhead", tmp_path, COGNITO_MFA_BENCH_ITERATIONS="5")
     names = {"app_start", "app_verify", "base_start", "base_verify", "app_start_beside_qr"}
     assert names <= set(phase["requests"])
     assert all(phase["requests"][name]["n"] == 5 for name in names)
@@ -68,6 +79,53 @@ def test_the_in_process_phase_runs_and_reports_every_figure(tmp_path: Path) -> N
     assert phase["database"] == "sqlite"
     budgets = {"start": 6, "verify": 6, "status": 2, "list": 2}
     assert all(phase["queries"][name] <= budget for name, budget in budgets.items())
+
+
+def test_the_wait_phase_alternates_app_and_baseline_with_cognito_at_20_ms(
+    tmp_path: Path,
+) -> None:
+    phase = _inprocess("wait", tmp_path, COGNITO_MFA_BENCH_WAIT_ITERATIONS="4")
+    requests = phase["requests"]
+    assert all(requests[name]["n"] == 4 for name in requests)
+    assert phase["stub_service_ms"]["p50"] >= 20  # every call waited for "Cognito"
+    assert requests["base_start"]["p50"] >= 20
+    assert requests["base_verify"]["p50"] >= 40
+    ratio = requests["app_verify"]["p50"] / requests["base_verify"]["p50"]
+    assert phase["verify_wait_ratio"] == round(ratio, 3)
+
+
+def test_the_storm_reads_refusal_times_from_gunicorns_access_log(tmp_path: Path) -> None:
+    from bench.run import ACCESS_LOG_FORMAT, _refusal_times_ms
+
+    assert "%(D)s" in ACCESS_LOG_FORMAT
+    assert ACCESS_LOG_FORMAT.startswith("%(s)s ")
+    log = tmp_path / "access.log"
+    log.write_text(
+        "201 25000 /api/mfa/enrollments/\n429 1500 /api/mfa/enrollments/\n"
+        "429 800 /api/mfa/enrollments/e1/verify/\n"
+    )
+    assert _refusal_times_ms([log, tmp_path / "missing.log"]) == [1.5, 0.8]
+
+
+def test_a_gunicorn_that_does_not_come_up_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import run
+
+    started: list[Any] = []
+    original = run._Process.__init__
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        started.append(self)
+
+    def never_ready(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no line matching")
+
+    monkeypatch.setattr(run._Process, "__init__", recording)
+    monkeypatch.setattr(run._Process, "wait_for", never_ready)
+    with pytest.raises(RuntimeError):
+        run._gunicorn(run._env(), ["--workers", "1"])
+    assert len(started) == 1
+    assert started[0].popen.poll() is not None  # stopped, not left running
 
 
 class _SPAEndpoints(BaseHTTPRequestHandler):

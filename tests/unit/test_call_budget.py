@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -350,6 +351,169 @@ def test_a_challenge_start_refused_for_the_budget_is_a_429(
     assert not Enrollment.objects.exists()
 
 
+# --- the early check: refused before any of the request's work ----------------------------
+
+
+@pytest.fixture
+def sent(tight: FakeClock, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """What reaches Cognito (botocore's ``before-call`` event) and what the budget charged."""
+    record: dict[str, list[str]] = {"cognito": [], "charged": []}
+    init = cognito.CognitoClient.__init__
+
+    def watched(self: cognito.CognitoClient, client: Any) -> None:
+        init(self, client)
+        client.meta.events.register(
+            "before-call.cognito-idp", lambda model, **_: record["cognito"].append(model.name)
+        )
+
+    # Every client built from here on (settings changes rebuild it) reports what it sends.
+    monkeypatch.setattr(cognito.CognitoClient, "__init__", watched)
+    cognito.reset_client()
+    calls = get_budget()
+    charge = calls.charge
+
+    def counted(operation: str, **options: Any) -> None:
+        record["charged"].append(operation)
+        charge(operation, **options)
+
+    monkeypatch.setattr(calls, "charge", counted)
+    return record
+
+
+def _late_refusal(monkeypatch: pytest.MonkeyPatch, send: Any) -> Any:
+    """The answer of the same request when only the Cognito call's charge refuses it."""
+    from cognito_mfa.throttling import CallBudgetThrottle
+
+    with monkeypatch.context() as patched:
+        patched.setattr(CallBudgetThrottle, "allow_request", lambda *_: True)
+        return send()
+
+
+@pytest.mark.django_db
+def test_a_start_refused_early_sends_nothing_and_writes_nothing(
+    tight: FakeClock,
+    sent: dict[str, list[str]],
+    alice_api: APIClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    get_budget().charge("AssociateSoftwareToken")  # the starts' share of this second is spent
+    sent["charged"].clear()
+    events = AuditEvent.objects.count()
+
+    early = alice_api.post(BASE + "enrollments/", {}, format="json")
+
+    _assert_refused(early, "2")
+    assert sent == {"cognito": [], "charged": []}  # refused before the flow ran
+    assert not Enrollment.objects.exists()
+    assert AuditEvent.objects.count() == events
+
+    # The same start refused at the call (the early check left out), on the same budget state.
+    monkeypatch.setattr(budget, "_budget", _budget(tight))
+    get_budget().charge("AssociateSoftwareToken")
+    late = _late_refusal(
+        monkeypatch, lambda: alice_api.post(BASE + "enrollments/", {}, format="json")
+    )
+    assert late.status_code == early.status_code
+    assert late.json() == early.json()
+    assert dict(late.headers) == dict(early.headers)
+    assert not Enrollment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_start_is_refused_early_on_the_reserve_while_a_verify_passes(
+    tight: FakeClock, sent: dict[str, list[str]], alice_api: APIClient
+) -> None:
+    started = alice_api.post(BASE + "enrollments/", {}, format="json")
+    assert started.status_code == 201, started.content
+    # 2 calls a second, half held back: the start took the unreserved half; the reserve is left.
+    sent["cognito"].clear()
+    sent["charged"].clear()
+
+    refused = alice_api.post(BASE + "enrollments/", {}, format="json")
+    _assert_refused(refused, "2")
+    assert sent == {"cognito": [], "charged": []}
+    assert Enrollment.objects.get().id == uuid.UUID(started.json()["id"])  # not superseded
+
+    verified = alice_api.post(
+        f"{BASE}enrollments/{started.json()['id']}/verify/",
+        {"user_code": fresh_code()},
+        format="json",
+    )
+    assert verified.status_code == 200, verified.content
+    assert verified.json()["mfa_enabled"] is True
+    assert sent["charged"] == ["VerifySoftwareToken", "SetUserMFAPreference"]
+    assert sent["cognito"] == ["VerifySoftwareToken", "SetUserMFAPreference"]
+
+
+@pytest.mark.django_db
+def test_a_verify_refused_early_sends_nothing_and_answers_as_the_call_would(
+    tight: FakeClock,
+    sent: dict[str, list[str]],
+    alice_api: APIClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = alice_api.post(BASE + "enrollments/", {}, format="json").json()
+    get_budget().charge("VerifySoftwareToken", finishing=True)  # the reserve is spent too
+    sent["cognito"].clear()
+    sent["charged"].clear()
+    events = AuditEvent.objects.count()
+
+    def verify() -> Any:
+        return alice_api.post(
+            f"{BASE}enrollments/{started['id']}/verify/", {"user_code": "123456"}, format="json"
+        )
+
+    early = verify()
+    _assert_refused(early, "1")
+    assert sent == {"cognito": [], "charged": []}
+    enrollment = Enrollment.objects.get()
+    assert (enrollment.status, enrollment.attempts) == ("pending", 0)
+    assert enrollment.verify_lease_until is None
+    assert AuditEvent.objects.count() == events
+
+    late = _late_refusal(monkeypatch, verify)
+    assert sent == {"cognito": [], "charged": ["VerifySoftwareToken"]}
+    assert late.json() == early.json()
+    assert dict(late.headers) == dict(early.headers)
+
+
+@pytest.mark.django_db
+def test_a_challenge_start_and_verify_are_checked_early(
+    tight: FakeClock, sent: dict[str, list[str]], mfa_pool: Pool
+) -> None:
+    get_budget().charge("AssociateSoftwareToken")
+    get_budget().charge("VerifySoftwareToken", finishing=True)
+    sent["charged"].clear()
+    client = APIClient()
+    start = client.post(
+        BASE + "challenge/enrollments/", {"username": "carol", "session": "x" * 40}, format="json"
+    )
+    _assert_refused(start, "2")
+    verify = client.post(
+        f"{BASE}challenge/enrollments/{uuid.uuid4()}/verify/",
+        {"challenge_token": "t" * 40, "user_code": "123456"},
+        format="json",
+    )
+    _assert_refused(verify, "1")
+    assert sent == {"cognito": [], "charged": []}
+
+
+def test_an_admitted_check_takes_nothing(clock: FakeClock) -> None:
+    calls = _budget(clock)
+    for _ in range(50):
+        calls.check("AssociateSoftwareToken")
+        calls.check("VerifySoftwareToken", finishing=True)
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 5
+    with pytest.raises(exc.CallBudgetExhausted):
+        calls.check("AssociateSoftwareToken")
+    calls.check("VerifySoftwareToken", finishing=True)  # the reserve is still there
+    assert _admitted(calls, "VerifySoftwareToken", 10, finishing=True) == 5
+    with pytest.raises(exc.CallBudgetExhausted) as refused:
+        calls.check("VerifySoftwareToken", finishing=True)
+    assert refused.value.retry_after == 1
+    calls.check("GetUser")  # a category without a rate here is never refused
+
+
 def test_the_cli_mirror_refused_says_so_and_can_opt_out(
     tight: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -588,10 +752,9 @@ def test_two_processes_never_admit_more_than_the_rate_between_them(redis_url: st
             assert len(inside) <= 20 * (width + 1) + 1, (width, len(inside))
 
 
-@pytest.mark.redis
-def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
-    redis_url: str, settings: Any
-) -> None:
+@pytest.fixture
+def redis_budget_cache(redis_url: str, settings: Any) -> str:
+    """The budget kept in Redis under a cache alias "budget" of its own key prefix."""
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "budget": {
@@ -601,6 +764,13 @@ def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
         },
     }
     settings.COGNITO_MFA_CALL_BUDGET_CACHE = "budget"
+    return "budget"
+
+
+@pytest.mark.redis
+def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
+    redis_budget_cache: str, settings: Any
+) -> None:
     # 4/s on Redis's own clock: a slot frees every 0.25 s, far longer than these steps take.
     settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
@@ -618,3 +788,37 @@ def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
     assert not decision.admitted
     assert decision.wait_s > 0
     assert isinstance(get_budget().state, budget.RedisState)
+
+
+@pytest.mark.redis
+def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
+    redis_budget_cache: str, settings: Any
+) -> None:
+    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
+    settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
+    state = budget.RedisState("budget")
+    calls = CallBudget(state)
+    script, scripts = state.script, []
+
+    def counted(**kwargs: Any) -> Any:
+        scripts.append(kwargs["args"][0])
+        return script(**kwargs)
+
+    state.script = counted  # type: ignore[method-assign]
+    tat = budget._KEY.format(category="UserResourceUpdate", part="tat")
+    assert _admitted(calls, "AssociateSoftwareToken", 1) == 1
+    before = state.client.get(caches_key("budget", tat))
+    for _ in range(5):
+        calls.check("AssociateSoftwareToken")
+    assert state.client.get(caches_key("budget", tat)) == before
+    assert scripts == ["acquire"] + ["check"] * 5  # one round trip each
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 1  # the share was still there
+    with pytest.raises(exc.CallBudgetExhausted):
+        calls.check("AssociateSoftwareToken")
+    calls.check("VerifySoftwareToken", finishing=True)
+
+
+def caches_key(alias: str, key: str) -> str:
+    from django.core.cache import caches
+
+    return caches[alias].make_key(key)
