@@ -151,6 +151,6 @@ def stubbed_app_client(monkeypatch: Any) -> Iterator[Stubber]:
     """Install a Stubber-backed client as the app's process-wide Cognito client."""
     raw = boto3.client("cognito-idp", region_name="us-east-1")
     stubber = Stubber(raw)
-    monkeypatch.setattr(cognito, "_client", CognitoClient(raw))
+    monkeypatch.setattr(cognito.client, "_client", CognitoClient(raw))
     with stubber:
         yield stubber

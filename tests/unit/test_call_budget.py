@@ -227,7 +227,7 @@ class RefusingBudget:
 @pytest.fixture
 def refusing(monkeypatch: pytest.MonkeyPatch) -> RefusingBudget:
     refusing = RefusingBudget()
-    monkeypatch.setattr(cognito, "get_budget", lambda: refusing)
+    monkeypatch.setattr(cognito.client, "get_budget", lambda: refusing)
     return refusing
 
 
@@ -246,7 +246,7 @@ def test_every_boundary_call_is_charged_before_anything_is_sent(
 
 
 def test_the_boundary_calls_only_operations_with_a_category() -> None:
-    source = Path(cognito.__file__).read_text()
+    source = Path(cognito.client.__file__).read_text()
     called = set(re.findall(r"self\.client\.(\w+)\(", source)) | {"admin_delete_software_token"}
     names = {xform_name(name) for name in budget.CATEGORY_OF}
     assert called <= names, called - names

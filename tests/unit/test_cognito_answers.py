@@ -123,7 +123,7 @@ def test_a_secret_answered_without_a_session_is_a_502_through_the_stubber(
     known_alice: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     raw = __import__("boto3").client("cognito-idp", region_name="us-east-1")
-    monkeypatch.setattr(cognito, "_client", CognitoClient(raw))
+    monkeypatch.setattr(cognito.client, "_client", CognitoClient(raw))
     with Stubber(raw) as stubber:
         stubber.add_response("associate_software_token", {"Session": "s" * 40})
         response = known_alice.post(BASE + "enrollments/", {}, format="json")

@@ -1,9 +1,12 @@
-"""Enrollments and their audit trail. The TOTP secret is never stored here."""
+"""Enrollments: the model, its states, and every row change the flows make on it.
+
+The TOTP secret is never stored here.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -11,6 +14,8 @@ from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from .fields import optional_user
 
 
 class EnrollmentStatus(models.TextChoices):
@@ -271,14 +276,7 @@ class Enrollment(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires at"))
     verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
-    verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("verified by"),
-    )
+    verified_by = optional_user(_("verified by"))
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # Fernet ciphertext of the access token (flow=access_token) or the challenge Session;
     # NULL on every terminal state.
@@ -353,156 +351,3 @@ class Enrollment(models.Model):
         """Tell whether a verify holds this row's lease at ``at`` (it may be calling Cognito)."""
         # Not lease_free(at): a lease ending exactly at ``at`` is neither (as before).
         return self.verify_lease_until is not None and self.verify_lease_until > at
-
-
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
-    def delete_batch(self, pks: list[Any]) -> int:
-        """Delete the rows ``pks`` of this queryset; return how many were deleted."""
-        deleted, _ = self.filter(pk__in=pks).delete()
-        return deleted
-
-
-class AuditEvent(models.Model):
-    """What happened to an enrollment or a user's MFA: who, what, when, from where, outcome."""
-
-    class Kind(models.TextChoices):
-        STARTED = "started", _("enrollment started")
-        VERIFIED = "verified", _("device verified")
-        VERIFICATION_FAILED = "verification_failed", _("verification failed")
-        LOCKED = "locked", _("enrollment locked")
-        EXPIRED = "expired", _("enrollment expired")
-        CANCELLED = "cancelled", _("enrollment cancelled")
-        PREFERENCE_CHANGED = "preference_changed", _("MFA preference changed")
-        MFA_RESET = "mfa_reset", _("TOTP reset")
-        STATE_REFRESHED = "state_refreshed", _("MFA state refreshed")
-        CHALLENGE_COMPLETED = "challenge_completed", _("sign-in challenge completed")
-
-    enrollment = models.ForeignKey(
-        Enrollment,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="events",
-        verbose_name=_("enrollment"),
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("user"),
-    )
-    cognito_username = models.CharField(
-        _("Cognito username"), max_length=128, blank=True, db_index=True
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("actor"),
-    )
-    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
-    source = models.CharField(_("source"), max_length=16)
-    outcome = models.CharField(_("outcome"), max_length=32, default="ok")
-    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
-    detail = models.JSONField(_("detail"), default=dict, blank=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = _("MFA audit event")
-        verbose_name_plural = _("MFA audit events")
-        # The admin's filters, each serving a page newest first (the list on its own walks
-        # ``created_at``'s index).
-        indexes = [
-            models.Index(fields=["kind", "created_at", "id"], name="cognito_mfa_evt_kind_new"),
-            models.Index(fields=["source", "created_at", "id"], name="cognito_mfa_evt_source_new"),
-            models.Index(
-                fields=["outcome", "created_at", "id"], name="cognito_mfa_evt_outcome_new"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} ({self.outcome})"
-
-
-class FailureCounterQuerySet(models.QuerySet["FailureCounter"]):
-    def record(self, cognito_username: str) -> tuple[int, datetime | None] | None:
-        """Return a user's consecutive wrong codes and back-off end, or None without a record."""
-        rows = self.filter(pk=cognito_username).values_list("consecutive_failures", "blocked_until")
-        return next(iter(rows[:1]), None)  # unordered: the model has no default ordering
-
-    def count_failure(
-        self, cognito_username: str, *, budget: int, backoff_base: timedelta, at: datetime
-    ) -> None:
-        """Count one more wrong code; past ``budget`` the user backs off, twice as long each
-        time (at most a day). Runs inside the caller's transaction, the row locked."""
-        counter, _ = self.select_for_update().get_or_create(cognito_username=cognito_username)
-        counter.consecutive_failures += 1
-        over_budget = counter.consecutive_failures - budget
-        if over_budget > 0:
-            backoff = backoff_base * (2 ** min(over_budget - 1, 16))
-            counter.blocked_until = at + min(backoff, timedelta(hours=24))
-        counter.save(update_fields=["consecutive_failures", "blocked_until", "updated_at"])
-
-    def forget(self, cognito_username: str) -> None:
-        """Forget a user's consecutive wrong codes."""
-        self.filter(pk=cognito_username).delete()
-
-
-class CognitoIdentity(models.Model):
-    """Which site user a Cognito user is: the pool and Cognito's ``sub``, never the username.
-
-    A Cognito username can be re-created for another person and can equal a local account's
-    name; ``sub`` is Cognito's immutable id of one user in one pool. The default adapter binds
-    a user here on first sight (see ``DefaultAdapter.get_user_for_token``).
-    """
-
-    pool_id = models.CharField(_("user pool id"), max_length=64)
-    sub = models.CharField(_("Cognito sub"), max_length=128)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
-        related_name="cognito_mfa_identities",
-        verbose_name=_("user"),
-    )
-    # The username the last token carried: what admin acts send to Cognito's Admin* calls.
-    cognito_username = models.CharField(_("Cognito username"), max_length=128, db_index=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-
-    class Meta:
-        verbose_name = _("Cognito identity")
-        verbose_name_plural = _("Cognito identities")
-        constraints = [
-            models.UniqueConstraint(fields=["pool_id", "sub"], name="cognito_mfa_one_user_per_sub"),
-            # A site user is one Cognito user per pool: a second Cognito user can never be
-            # bound to an account that is already someone's.
-            models.UniqueConstraint(
-                fields=["pool_id", "user"], name="cognito_mfa_one_sub_per_user"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.cognito_username} ({self.pool_id})"
-
-
-class FailureCounter(models.Model):
-    """Consecutive wrong codes of one Cognito user, across enrollments (abuse limit)."""
-
-    cognito_username = models.CharField(max_length=128, primary_key=True)
-    consecutive_failures = models.PositiveIntegerField(default=0)
-    blocked_until = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = FailureCounterQuerySet.as_manager()
-
-    class Meta:
-        verbose_name = _("MFA failure counter")
-
-    def __str__(self) -> str:
-        return f"{self.cognito_username}: {self.consecutive_failures}"
