@@ -344,7 +344,7 @@ def test_the_admin_verify_page_shows_logs_and_reports_no_code(
     from django.views.debug import ExceptionReporter
 
     from cognito_mfa.admin import EnrollmentAdmin
-    from tests.admin_support import (
+    from tests.support.admin import (
         change_url,
         changelist_url,
         make_staff,
