@@ -53,6 +53,20 @@ class Site:
         self.pool.create_user(username, email=f"{username}@example.com")
         return username, {"Authorization": f"Bearer {self.pool.access_token(username)}"}
 
+    def fire_verifies(
+        self, count: int, enrollment_id: str, code: str, headers: dict[str, str]
+    ) -> list[requests.Response]:
+        """Send ``count`` verifies of one enrollment at once (released by a barrier)."""
+        return fire_together(
+            count,
+            lambda _: requests.post(
+                self.api(f"enrollments/{enrollment_id}/verify/"),
+                json={"user_code": code},
+                headers=headers,
+                timeout=60,
+            ),
+        )
+
     def start(self, headers: dict[str, str]) -> dict[str, Any]:
         response = requests.post(self.api("enrollments/"), json={}, headers=headers, timeout=30)
         assert response.status_code == 201, response.text
@@ -68,7 +82,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def shared_site(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     postgres_url = os.environ.get("COGNITO_MFA_TEST_POSTGRES_URL", "")
     require_service("PostgreSQL", bool(postgres_url), "set COGNITO_MFA_TEST_POSTGRES_URL")
     workdir = tmp_path_factory.mktemp("concurrency")
@@ -85,27 +99,19 @@ def site(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture
-def site_(site: Site) -> Site:
-    site.proxy.reset()
-    return site
+def site(shared_site: Site) -> Site:
+    """The module's site, its Cognito call counts set back to zero."""
+    shared_site.proxy.reset()
+    return shared_site
 
 
-def test_twenty_verifies_with_the_right_code_succeed_once(site_: Site) -> None:
-    site = site_
+def test_twenty_verifies_with_the_right_code_succeed_once(site: Site) -> None:
     _, headers = site.new_user()
     enrollment_id = site.start(headers)["id"]
     site.proxy.reset()
     code = code_with_margin()
 
-    responses = fire_together(
-        20,
-        lambda _: requests.post(
-            site.api(f"enrollments/{enrollment_id}/verify/"),
-            json={"user_code": code},
-            headers=headers,
-            timeout=60,
-        ),
-    )
+    responses = site.fire_verifies(20, enrollment_id, code, headers)
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {200: 1, 409: 19}, [r.text for r in responses]
@@ -126,22 +132,13 @@ def test_twenty_verifies_with_the_right_code_succeed_once(site_: Site) -> None:
     ) == [("verified", True)]
 
 
-def test_fifty_wrong_codes_lock_after_the_cap(site_: Site) -> None:
-    site = site_
+def test_fifty_wrong_codes_lock_after_the_cap(site: Site) -> None:
     _, headers = site.new_user()
     enrollment_id = site.start(headers)["id"]
     site.proxy.reset()
     code = wrong_code()
 
-    responses = fire_together(
-        50,
-        lambda _: requests.post(
-            site.api(f"enrollments/{enrollment_id}/verify/"),
-            json={"user_code": code},
-            headers=headers,
-            timeout=60,
-        ),
-    )
+    responses = site.fire_verifies(50, enrollment_id, code, headers)
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {400: MAX_ATTEMPTS, 409: 50 - MAX_ATTEMPTS}, [r.text for r in responses]
@@ -164,8 +161,7 @@ def test_fifty_wrong_codes_lock_after_the_cap(site_: Site) -> None:
     assert site.signals("enrollment_locked", enrollment_id) == 1
 
 
-def test_ten_starts_for_one_user_leave_one_pending(site_: Site) -> None:
-    site = site_
+def test_ten_starts_for_one_user_leave_one_pending(site: Site) -> None:
     username, headers = site.new_user()
 
     responses = fire_together(
@@ -223,8 +219,7 @@ def _wait_for(condition: Any, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_no_database_lock_is_held_while_cognito_is_called(site_: Site) -> None:
-    site = site_
+def test_no_database_lock_is_held_while_cognito_is_called(site: Site) -> None:
     username, headers = site.new_user()
     site.proxy.delays["AssociateSoftwareToken"] = 1.0
     results: list[requests.Response] = []
@@ -263,8 +258,7 @@ def test_no_database_lock_is_held_while_cognito_is_called(site_: Site) -> None:
     assert results.pop().status_code == 200
 
 
-def test_hard_failure_limit_holds_under_concurrency(site_: Site) -> None:
-    site = site_
+def test_hard_failure_limit_holds_under_concurrency(site: Site) -> None:
     username, headers = site.new_user()
     enrollment_id = site.start(headers)["id"]
     # One wrong code away from the hard limit (100 by default).
@@ -277,15 +271,7 @@ def test_hard_failure_limit_holds_under_concurrency(site_: Site) -> None:
     site.proxy.reset()
     code = wrong_code()
 
-    responses = fire_together(
-        10,
-        lambda _: requests.post(
-            site.api(f"enrollments/{enrollment_id}/verify/"),
-            json={"user_code": code},
-            headers=headers,
-            timeout=60,
-        ),
-    )
+    responses = site.fire_verifies(10, enrollment_id, code, headers)
 
     assert Counter(r.status_code for r in responses) == {400: 1, 429: 9}
     assert all("Retry-After" in r.headers for r in responses if r.status_code == 429)
