@@ -46,8 +46,10 @@ from bench.stats import summary  # noqa: E402
 from bench.storm import (  # noqa: E402
     STORM_CALLS_PER_ENROLLMENT,
     STORM_QUOTA_MULTIPLE,
+    STORM_WARMUP_USERS_PER_SERVER,
     STORM_WINDOW_S,
     Storm,
+    warm_up,
 )
 from bench.stub import COGNITO_QUOTAS  # noqa: E402
 from bench.support import JWKS_ENV, SigningKey  # noqa: E402
@@ -326,12 +328,18 @@ def _gunicorn(
     return server, port
 
 
-def _refusal_times_ms(access_logs: list[Path]) -> list[float]:
-    """The server-side time of every 429 in the access logs (the storm's per-user throttles
-    never bite, so each is a refusal for the call budget), in ms."""
+def _log_sizes(access_logs: list[Path]) -> list[int]:
+    return [log.stat().st_size if log.exists() else 0 for log in access_logs]
+
+
+def _refusal_times_ms(access_logs: list[Path], skip: list[int]) -> list[float]:
+    """The server-side time of every 429 in the access logs past the first ``skip`` bytes of
+    each (the warm-up's), in ms: the storm's per-user throttles never bite, so each is a
+    refusal for the call budget."""
     times = []
-    for log in access_logs:
-        for line in log.read_text().splitlines() if log.exists() else []:
+    for log, offset in zip(access_logs, skip, strict=True):
+        text = log.read_bytes()[offset:].decode() if log.exists() else ""
+        for line in text.splitlines():
             status, micros, _ = line.split(" ", 2)
             if status == "429":
                 times.append(int(micros) / 1000)
@@ -537,6 +545,12 @@ def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: 
         count = int(arrivals_per_s * STORM_WINDOW_S)
         tokens = [key.access_token(f"storm-{label}-{index:05d}") for index in range(count)]
         _post_json(stub_url, "/_quota", COGNITO_QUOTAS)
+        warm_tokens = [
+            key.access_token(f"storm-{label}-warm-{index:03d}")
+            for index in range(STORM_WARMUP_USERS_PER_SERVER * len(ports))
+        ]
+        warmed = warm_up(ports, warm_tokens)
+        warm_up_log_bytes = _log_sizes(access_logs)
         _post_json(stub_url, "/_reset", {})
         before = _load()
         cpu_before = _cpu_seconds(os.getpid())
@@ -548,11 +562,12 @@ def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: 
             server.stop()
         stub.stop()
         drop()
-    refusals_server = _refusal_times_ms(access_logs)
+    refusals_server = _refusal_times_ms(access_logs, warm_up_log_bytes)
     shutil.rmtree(scratch, ignore_errors=True)
     throttled = stats["throttled"]
     return {
         **result,
+        "warm_up": warmed,
         "call_budget": budget,
         "stub_quotas": COGNITO_QUOTAS,
         "stub_service_ms": LOAD_STUB_SERVICE_MS,
