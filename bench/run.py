@@ -46,7 +46,6 @@ from bench.stats import summary  # noqa: E402
 from bench.storm import (  # noqa: E402
     STORM_CALLS_PER_ENROLLMENT,
     STORM_QUOTA_MULTIPLE,
-    STORM_WARMUP_USERS_PER_SERVER,
     STORM_WINDOW_S,
     Storm,
     warm_up,
@@ -62,7 +61,8 @@ REDIS_ENV = "COGNITO_MFA_BENCH_REDIS_URL"
 # The storm's call budget: the site alone in its account takes 24 of UserResourceUpdate's 25/s.
 STORM_BUDGET = {"UserResourceUpdate": 24, "UserRead": 110, "UserAuthentication": 110}
 STORM_UNBUDGETED = dict.fromkeys(STORM_BUDGET)
-STORM_GUNICORN = ["--workers", "1", "--threads", "16", "--worker-class", "gthread"]
+STORM_THREADS = 16  # per gunicorn process; the warm-up enrolls one user per thread
+STORM_GUNICORN = ["--workers", "1", "--threads", str(STORM_THREADS), "--worker-class", "gthread"]
 
 # Throughput: the same users and concurrency for the app and the baseline, rounds alternated.
 LOAD_ACCOUNTS = 120  # Cognito users; each user in flight cycles through its own share
@@ -547,7 +547,7 @@ def storm_run(postgres_url: str, redis_url: str, budget: dict[str, Any], label: 
         _post_json(stub_url, "/_quota", COGNITO_QUOTAS)
         warm_tokens = [
             key.access_token(f"storm-{label}-warm-{index:03d}")
-            for index in range(STORM_WARMUP_USERS_PER_SERVER * len(ports))
+            for index in range(STORM_THREADS * len(ports))
         ]
         warmed = warm_up(ports, warm_tokens)
         warm_up_log_bytes = _log_sizes(access_logs)

@@ -36,7 +36,6 @@ STORM_CALLS_PER_ENROLLMENT = 3  # associate, verify, set preference
 # Before the storm, one enrollment per server thread: the storm then meets running servers
 # (each thread connected to PostgreSQL and Redis, every module of the verify path imported),
 # as it does on a live site. A server's first requests are the cold path's, measured apart.
-STORM_WARMUP_USERS_PER_SERVER = 16  # the storm's gunicorn threads per process
 STORM_WARMUP_SETTLE_S = 2.0  # the call budget's bucket (one second of calls) drains meanwhile
 
 

@@ -100,15 +100,12 @@ def test_the_storm_reads_refusal_times_from_gunicorns_access_log(tmp_path: Path)
     assert "%(D)s" in ACCESS_LOG_FORMAT
     assert ACCESS_LOG_FORMAT.startswith("%(s)s ")
     log = tmp_path / "access.log"
-    log.write_text(
-        "201 25000 /api/mfa/enrollments/\n429 1500 /api/mfa/enrollments/\n"
-        "429 800 /api/mfa/enrollments/e1/verify/\n"
-    )
+    warm_up = "201 25000 /api/mfa/enrollments/\n429 1500 /api/mfa/enrollments/\n"
+    log.write_text(warm_up + "429 800 /api/mfa/enrollments/e1/verify/\n")
     missing = tmp_path / "missing.log"
     assert _refusal_times_ms([log, missing], [0, 0]) == [1.5, 0.8]
     # The warm-up's lines (the first bytes of each log) are left out.
-    warm_up = len("201 25000 /api/mfa/enrollments/\n429 1500 /api/mfa/enrollments/\n")
-    assert _refusal_times_ms([log, missing], [warm_up, 0]) == [0.8]
+    assert _refusal_times_ms([log, missing], [len(warm_up), 0]) == [0.8]
 
 
 def test_a_gunicorn_that_does_not_come_up_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
