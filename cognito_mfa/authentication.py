@@ -32,6 +32,20 @@ class CognitoAccessTokenAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     # An error report of a failure below shows this frame's locals: the header and the token.
+    @sensitive_variables("raw")
+    def presented_token(self, request: Request) -> AccessToken | None:
+        """Validate the token the request presents, without reading any user: None if it
+        presents none (DRF then answers 401), TokenInvalid if it is not valid."""
+        scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer":
+            # Another scheme (or none) is the host's own sign-in: its user may still send the
+            # token in X-Cognito-Access-Token.
+            raw = request.META.get(HOST_TOKEN_HEADER, "")
+        if not raw:
+            return None
+        # Validated tokens are cached: :meth:`authenticate` validating it again costs a lookup.
+        return validate_access_token(raw.strip())
+
     @sensitive_variables("header", "raw", "token")
     def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")

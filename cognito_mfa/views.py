@@ -27,6 +27,7 @@ from .otpauth import render_qr
 from .parsers import JSONParser
 from .schema import AUTHENTICATED, document
 from .throttling import (
+    CallBudgetThrottle,
     ChallengeThrottle,
     PreferenceThrottle,
     StartBudgetThrottle,
@@ -123,6 +124,8 @@ class CognitoMFAView(APIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
     throttle_classes: list[type] = []
+    # The Cognito call budget its call draws on, if it makes one: see perform_authentication.
+    call_budget: type[CallBudgetThrottle] | None = None
     source = "api"
 
     @classmethod
@@ -140,6 +143,37 @@ class CognitoMFAView(APIView):
             # before authentication, throttles or any Cognito call could act on the request.
             request.body  # noqa: B018
         super().initial(request, *args, **kwargs)
+
+    def get_call_budget(self) -> CallBudgetThrottle | None:
+        return self.call_budget() if self.call_budget is not None else None
+
+    def perform_authentication(self, request: Request) -> None:
+        # Ask the call budget once the token is known valid but before any user is read: in a
+        # storm most requests are refused here, and a refusal then costs no database query.
+        # A request without valid credentials still gets its 401 first, from DRF below.
+        budget = self.get_call_budget()
+        if budget is not None and self.presents_valid_token(request):
+            budget.allow_request(request, self)
+        super().perform_authentication(request)
+
+    @staticmethod
+    def presents_valid_token(request: Request) -> bool:
+        """True if the request's credentials hold before any user is read: a valid access token,
+        or nothing to present at all (the sign-in challenge endpoints authenticate no one)."""
+        authenticators = [
+            authenticator
+            for authenticator in request.authenticators or ()
+            if isinstance(authenticator, CognitoAccessTokenAuthentication)
+        ]
+        if not authenticators:
+            return True
+        for authenticator in authenticators:
+            try:
+                if authenticator.presented_token(request) is not None:
+                    return True
+            except exc.TokenInvalid:
+                pass  # DRF's authentication answers 401 for it
+        return False
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -214,8 +248,11 @@ class StatusView(CognitoMFAView):
 class EnrollmentListView(CognitoMFAView):
     """``GET enrollments/`` lists the caller's enrollments; ``POST`` starts a new one."""
 
+    def get_call_budget(self) -> CallBudgetThrottle | None:
+        return StartBudgetThrottle() if self.request.method == "POST" else None
+
     def get_throttles(self) -> list[Any]:
-        return [StartBudgetThrottle(), StartThrottle()] if self.request.method == "POST" else []
+        return [StartThrottle()] if self.request.method == "POST" else []
 
     @document(
         operation_id="cognito_mfa_enrollments_list",
@@ -290,7 +327,8 @@ class EnrollmentDetailView(CognitoMFAView):
 class EnrollmentVerifyView(CognitoMFAView):
     """``POST enrollments/{id}/verify/``: check the 6-digit code with Cognito."""
 
-    throttle_classes = [VerifyBudgetThrottle, VerifyThrottle]
+    call_budget = VerifyBudgetThrottle
+    throttle_classes = [VerifyThrottle]
 
     @document(
         operation_id="cognito_mfa_enrollments_verify",
@@ -369,7 +407,7 @@ class ChallengeView(CognitoMFAView):
 class ChallengeEnrollmentView(ChallengeView):
     """``POST challenge/enrollments/``: start enrollment with a sign-in ``MFA_SETUP`` Session."""
 
-    throttle_classes = [StartBudgetThrottle, ChallengeThrottle]
+    call_budget = StartBudgetThrottle
 
     @document(
         operation_id="cognito_mfa_challenge_start",
@@ -401,7 +439,7 @@ class ChallengeEnrollmentView(ChallengeView):
 class ChallengeVerifyView(ChallengeView):
     """``POST challenge/enrollments/{id}/verify/``: verify with the challenge token."""
 
-    throttle_classes = [VerifyBudgetThrottle, ChallengeThrottle]
+    call_budget = VerifyBudgetThrottle
 
     @document(
         operation_id="cognito_mfa_challenge_verify",

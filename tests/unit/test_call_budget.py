@@ -498,6 +498,60 @@ def test_a_challenge_start_and_verify_are_checked_early(
     assert sent == {"cognito": [], "charged": []}
 
 
+@pytest.mark.django_db
+def test_a_refusal_reads_no_user_and_runs_no_query(
+    tight: FakeClock, alice_api: APIClient, django_assert_num_queries: Any
+) -> None:
+    started = alice_api.post(BASE + "enrollments/", {}, format="json").json()
+    get_budget().charge("VerifySoftwareToken", finishing=True)  # the whole second is spent
+
+    # In a storm most requests end here: asked right after the token's check, the budget
+    # refuses them before the user lookup, the lease or any other statement.
+    with django_assert_num_queries(0):
+        start = alice_api.post(BASE + "enrollments/", {}, format="json")
+        verify = alice_api.post(
+            f"{BASE}enrollments/{started['id']}/verify/", {"user_code": "123456"}, format="json"
+        )
+    _assert_refused(start, "2")
+    _assert_refused(verify, "1")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token"])
+def test_a_request_without_a_valid_token_is_a_401_while_the_budget_is_spent(
+    tight: FakeClock, api: APIClient, authorization: str | None
+) -> None:
+    get_budget().charge("VerifySoftwareToken", finishing=True)
+    if authorization:
+        api.credentials(HTTP_AUTHORIZATION=authorization)
+    for path in ("enrollments/", f"enrollments/{uuid.uuid4()}/verify/"):
+        response = api.post(BASE + path, {"user_code": "123456"}, format="json")
+        assert response.status_code == 401, response.content
+        assert response.json()["code"] == (
+            "token_invalid" if authorization else "not_authenticated"
+        )
+
+
+@pytest.mark.django_db
+def test_a_deactivated_account_may_hear_the_budget_before_its_own_refusal(
+    tight: FakeClock, alice_api: APIClient
+) -> None:
+    started = alice_api.post(BASE + "enrollments/", {}, format="json")
+    assert started.status_code == 201, started.content
+    user = Enrollment.objects.get().user
+    assert user is not None
+    user.is_active = False
+    user.save()
+
+    # Its token is valid, so the budget is asked before the account is read: 429, then, once
+    # the budget has room, the account's own 401.
+    _assert_refused(alice_api.post(BASE + "enrollments/", {}, format="json"), "2")
+    tight.now += 1.0
+    refused = alice_api.post(BASE + "enrollments/", {}, format="json")
+    assert refused.status_code == 401, refused.content
+    assert refused.json()["code"] == "account_unavailable"
+
+
 def test_an_admitted_check_takes_nothing(clock: FakeClock) -> None:
     calls = _budget(clock)
     for _ in range(50):
