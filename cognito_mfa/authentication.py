@@ -31,28 +31,44 @@ class CognitoAccessTokenAuthentication(BaseAuthentication):
 
     keyword = "Bearer"
 
-    # An error report of a failure below shows this frame's locals: the header and the token.
-    @sensitive_variables("raw")
-    def presented_token(self, request: Request) -> AccessToken | None:
-        """Validate the token the request presents, without reading any user: None if it
-        presents none (DRF then answers 401), TokenInvalid if it is not valid."""
-        scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer":
-            # Another scheme (or none) is the host's own sign-in: its user may still send the
-            # token in X-Cognito-Access-Token.
-            raw = request.META.get(HOST_TOKEN_HEADER, "")
-        if not raw:
-            return None
-        # Validated tokens are cached: :meth:`authenticate` validating it again costs a lookup.
-        return validate_access_token(raw.strip())
+    def __init__(self) -> None:
+        # DRF builds the authenticators anew for each request: what the request's Bearer token
+        # proved to be is kept here, so that the early look (presented_token) and
+        # authenticate() check one token once, a forged one included.
+        self._bearer: tuple[str, AccessToken | exc.TokenInvalid] | None = None
 
-    @sensitive_variables("header", "raw", "token")
+    # An error report of a failure below shows its frame's locals: the header and the token.
+    @sensitive_variables("raw", "checked")
+    def _bearer_token(self, raw: str) -> AccessToken:
+        if self._bearer is None or self._bearer[0] != raw:
+            checked: AccessToken | exc.TokenInvalid
+            try:
+                checked = validate_access_token(raw)
+            except exc.TokenInvalid as error:
+                checked = error
+            self._bearer = (raw, checked)
+        checked = self._bearer[1]
+        if isinstance(checked, exc.TokenInvalid):
+            raise checked
+        return checked
+
+    @sensitive_variables("scheme", "raw")
+    def presented_token(self, request: Request) -> AccessToken | None:
+        """The request's Bearer token, validated without reading any user; None if it sends no
+        Bearer token (the host's ``X-Cognito-Access-Token`` needs its session read first).
+        Raises TokenInvalid as :meth:`authenticate` would."""
+        scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != self.keyword.lower():
+            return None
+        return self._bearer_token(raw.strip())
+
+    @sensitive_variables("header", "scheme", "raw", "token")
     def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if header:
             scheme, _, raw = header.partition(" ")
-            if scheme.lower() == "bearer":
-                token = validate_access_token(raw.strip())
+            if scheme.lower() == self.keyword.lower():
+                token = self._bearer_token(raw.strip())
                 user = get_adapter().get_user_for_token(token)
                 _require_active(user)
                 return user, token

@@ -101,12 +101,13 @@ class CallBudgetThrottle(BaseThrottle):
 
     In a storm most requests are refused for the budget; found only at the Cognito call, each
     refusal would first have read the user, claimed a lease, locked rows and rolled back. The
-    views ask it (``CognitoMFAView.call_budget``) once the access token is known valid and
-    before the user is read (a missing or invalid token still gets its 401 first) or the
-    per-user throttles are counted (a refusal spends none of the user's hourly allowance). A
-    refusal then costs one Redis script and no query, and answers what the call's own refusal
-    answers: 429 ``throttled`` with the budget's ``Retry-After``. Nothing is taken from the
-    budget: the call is charged when it is made, and may still be refused then.
+    views ask it (``CognitoMFAView.call_budget``) once the Bearer token is known valid and
+    before the user is read (a missing or invalid token still gets its 401 first; a host's
+    session is read first) and before the per-user throttles are counted (a refusal spends none
+    of the user's hourly allowance). A Bearer request's refusal then costs one Redis script
+    and no query, and answers what the call's own refusal answers: 429 ``throttled`` with the
+    budget's ``Retry-After``. Nothing is taken from the budget: the call is charged when it is
+    made, and may still be refused then.
     """
 
     operation = "AssociateSoftwareToken"

@@ -126,6 +126,7 @@ class CognitoMFAView(APIView):
     throttle_classes: list[type] = []
     # The Cognito call budget its call draws on, if it makes one: see perform_authentication.
     call_budget: type[CallBudgetThrottle] | None = None
+    call_budget_unasked: CallBudgetThrottle | None = None
     source = "api"
 
     @classmethod
@@ -152,27 +153,35 @@ class CognitoMFAView(APIView):
         # storm most requests are refused here, and a refusal then costs no database query.
         # A request without valid credentials still gets its 401 first, from DRF below.
         budget = self.get_call_budget()
-        if budget is not None and self.presents_valid_token(request):
+        if budget is not None and self.credentials_hold_before_any_user(request):
             budget.allow_request(request, self)
+            budget = None
+        self.call_budget_unasked = budget
         super().perform_authentication(request)
 
+    def check_throttles(self, request: Request) -> None:
+        # Credentials that hold only once a user is read (the host's session with
+        # X-Cognito-Access-Token, a test's forced authentication): the budget is asked here,
+        # after authentication and permissions, still ahead of the per-user throttles.
+        budget, self.call_budget_unasked = self.call_budget_unasked, None
+        if budget is not None:
+            budget.allow_request(request, self)
+        super().check_throttles(request)
+
     @staticmethod
-    def presents_valid_token(request: Request) -> bool:
-        """True if the request's credentials hold before any user is read: a valid access token,
-        or nothing to present at all (the sign-in challenge endpoints authenticate no one)."""
-        authenticators = [
-            authenticator
-            for authenticator in request.authenticators or ()
-            if isinstance(authenticator, CognitoAccessTokenAuthentication)
-        ]
+    def credentials_hold_before_any_user(request: Request) -> bool:
+        """True if the request is known to be authenticated, or to need no authentication,
+        before any user is read: a valid Bearer access token, or no authenticator at all (the
+        sign-in challenge endpoints)."""
+        authenticators = request.authenticators or ()
         if not authenticators:
             return True
         for authenticator in authenticators:
-            try:
-                if authenticator.presented_token(request) is not None:
-                    return True
-            except exc.TokenInvalid:
-                pass  # DRF's authentication answers 401 for it
+            if isinstance(authenticator, CognitoAccessTokenAuthentication):
+                try:
+                    return authenticator.presented_token(request) is not None
+                except exc.TokenInvalid:
+                    return False  # DRF's authentication answers its 401
         return False
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:

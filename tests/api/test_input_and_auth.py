@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -331,6 +332,51 @@ def test_bad_tokens_are_refused_with_401(pool: Pool, own_key: SigningKey, case: 
     assert counter.calls == []
     assert get_user_model().objects.count() == users_before
     assert Enrollment.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", BAD_TOKEN_CASES)
+def test_bad_tokens_are_refused_with_401_before_a_spent_call_budget(
+    pool: Pool, own_key: SigningKey, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The budget is asked as soon as the token is valid; a bad one never gets that far.
+    from cognito_mfa import exceptions as exc
+    from cognito_mfa.throttling import CallBudgetThrottle
+
+    def refuse(*_: Any) -> bool:
+        raise exc.CallBudgetExhausted(retry_after=5)
+
+    monkeypatch.setattr(CallBudgetThrottle, "allow_request", refuse)
+    pool.create_user("alice")
+    header = _bad_tokens(pool, own_key)[case]
+    api = APIClient()
+    if header is not None:
+        api.credentials(HTTP_AUTHORIZATION=header)
+    _assert_refused(api.post(BASE + "enrollments/", {}, format="json"), case)
+    verify = f"{BASE}enrollments/{uuid.uuid4()}/verify/"
+    _assert_refused(api.post(verify, {"user_code": "123456"}, format="json"), case)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", ["expired", "known kid, other key", "tampered payload"])
+def test_a_bad_token_is_checked_once_per_request(
+    pool: Pool, own_key: SigningKey, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cognito_mfa import tokens
+
+    checks: list[str] = []
+    in_full = tokens._validate_in_full
+
+    def counted(raw: str) -> Any:
+        checks.append(case)
+        return in_full(raw)
+
+    monkeypatch.setattr(tokens, "_validate_in_full", counted)
+    pool.create_user("alice")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=_bad_tokens(pool, own_key)[case])
+    _assert_refused(api.post(BASE + "enrollments/", {}, format="json"), case)
+    assert len(checks) == 1
 
 
 @pytest.mark.django_db

@@ -517,19 +517,36 @@ def test_a_refusal_reads_no_user_and_runs_no_query(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token"])
-def test_a_request_without_a_valid_token_is_a_401_while_the_budget_is_spent(
-    tight: FakeClock, api: APIClient, authorization: str | None
+@pytest.mark.parametrize("credentials", ["none", "host token without its session"])
+def test_a_request_without_credentials_is_a_401_while_the_budget_is_spent(
+    tight: FakeClock, api: APIClient, alice: str, credentials: str
 ) -> None:
+    # Every bad Bearer token: tests/api/test_input_and_auth.py, with the budget refusing.
     get_budget().charge("VerifySoftwareToken", finishing=True)
-    if authorization:
-        api.credentials(HTTP_AUTHORIZATION=authorization)
+    headers = {"HTTP_X_COGNITO_ACCESS_TOKEN": alice} if credentials != "none" else {}
     for path in ("enrollments/", f"enrollments/{uuid.uuid4()}/verify/"):
-        response = api.post(BASE + path, {"user_code": "123456"}, format="json")
+        response = api.post(BASE + path, {"user_code": "123456"}, format="json", **headers)
         assert response.status_code == 401, response.content
-        assert response.json()["code"] == (
-            "token_invalid" if authorization else "not_authenticated"
-        )
+        assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_a_host_session_is_asked_the_budget_once_its_user_is_read(
+    tight: FakeClock, sent: dict[str, list[str]], pool: Pool, alice: str
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    api = APIClient()
+    api.force_login(get_user_model().objects.create_user("alice"))
+    started = api.post(BASE + "enrollments/", {}, format="json", HTTP_X_COGNITO_ACCESS_TOKEN=alice)
+    assert started.status_code == 201, started.content
+    sent["charged"].clear()
+
+    _assert_refused(
+        api.post(BASE + "enrollments/", {}, format="json", HTTP_X_COGNITO_ACCESS_TOKEN=alice), "2"
+    )
+    assert sent["charged"] == []  # refused by the early check, not at the call
+    assert Enrollment.objects.get().id == uuid.UUID(started.json()["id"])
 
 
 @pytest.mark.django_db
