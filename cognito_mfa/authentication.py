@@ -56,24 +56,21 @@ class CognitoAccessTokenAuthentication(BaseAuthentication):
     def presented_token(self, request: Request) -> AccessToken | None:
         """The request's Bearer token, validated without reading any user; None if it sends no
         Bearer token (the host's ``X-Cognito-Access-Token`` needs its session read first).
-        Raises TokenInvalid as :meth:`authenticate` would."""
+        Raises TokenInvalid if it is not valid."""
         scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != self.keyword.lower():
             return None
         return self._bearer_token(raw.strip())
 
-    @sensitive_variables("header", "scheme", "raw", "token")
+    @sensitive_variables("raw", "token")
     def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if header:
-            scheme, _, raw = header.partition(" ")
-            if scheme.lower() == self.keyword.lower():
-                token = self._bearer_token(raw.strip())
-                user = get_adapter().get_user_for_token(token)
-                _require_active(user)
-                return user, token
-            # Another scheme is the host's own sign-in: its user may still send the token
-            # in X-Cognito-Access-Token below.
+        token = self.presented_token(request)
+        if token is not None:
+            user = get_adapter().get_user_for_token(token)
+            _require_active(user)
+            return user, token
+        # No Bearer token: another scheme (or none) is the host's own sign-in, whose user may
+        # still send the token in X-Cognito-Access-Token.
         raw = request.META.get(HOST_TOKEN_HEADER, "")
         if not raw:
             return None

@@ -155,17 +155,16 @@ class CognitoMFAView(APIView):
         budget = self.get_call_budget()
         if budget is not None and self.credentials_hold_before_any_user(request):
             budget.allow_request(request, self)
-            budget = None
-        self.call_budget_unasked = budget
+        else:
+            self.call_budget_unasked = budget  # a view instance serves one request
         super().perform_authentication(request)
 
     def check_throttles(self, request: Request) -> None:
         # Credentials that hold only once a user is read (the host's session with
         # X-Cognito-Access-Token, a test's forced authentication): the budget is asked here,
         # after authentication and permissions, still ahead of the per-user throttles.
-        budget, self.call_budget_unasked = self.call_budget_unasked, None
-        if budget is not None:
-            budget.allow_request(request, self)
+        if self.call_budget_unasked is not None:
+            self.call_budget_unasked.allow_request(request, self)
         super().check_throttles(request)
 
     @staticmethod
