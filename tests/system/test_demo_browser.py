@@ -323,10 +323,6 @@ def test_a_start_refused_while_the_older_code_is_being_checked_says_to_try_again
     """On a start, 409 ``enrollment_not_pending`` means the older enrollment's verify is still
     running (another tab or a double submit): the page must say "try again in a moment", not
     that a setup was finished or cancelled."""
-    # A short verify lease, so the start gives up waiting within a couple of seconds.
-    settings.COGNITO_MFA_CONNECT_TIMEOUT = 0.2
-    settings.COGNITO_MFA_READ_TIMEOUT = 0.2
-    settings.COGNITO_MFA_MAX_RETRY_ATTEMPTS = 1
     sign_in(page, READY_USER.username, READY_USER.password)
     page.click("#start-enrollment")
     expect(page.locator("#qr-code")).to_be_visible()
@@ -338,6 +334,12 @@ def test_a_start_refused_while_the_older_code_is_being_checked_says_to_try_again
     other_tab = page.context.new_page()
     sign_in(other_tab, READY_USER.username, READY_USER.password)
     expect(other_tab.locator("#status-pending-row")).to_be_visible()
+    # A short verify lease (5 s), so the start gives up waiting well within the page's timeout.
+    # Set only now: the sign-ins above run on the usual timeouts, which a loaded machine needs.
+    # The start's own key request still has 2 s to be answered.
+    settings.COGNITO_MFA_CONNECT_TIMEOUT = 1.0
+    settings.COGNITO_MFA_READ_TIMEOUT = 2.0
+    settings.COGNITO_MFA_MAX_RETRY_ATTEMPTS = 1
     answer = start_enrollment(other_tab)
     assert (answer.status, answer.json()["code"]) == (409, "enrollment_not_pending")
     expect(other_tab.locator("#message")).to_contain_text("Try again in a moment")
