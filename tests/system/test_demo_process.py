@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,26 +23,22 @@ START_BUDGET = 60.0
 STOP_BUDGET = 10.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], deadline: float) -> requests.Response:
+def wait_for_banner(stdout_path: Path, process: subprocess.Popen[bytes], deadline: float) -> int:
+    """Return the port the demo prints once it listens (``--port 0``: the kernel's pick, so
+    no other server can hold it; a port probed beforehand could be handed to the demo's own
+    moto server first)."""
     while True:
+        found = re.search(r"Open http://127\.0\.0\.1:(\d+)/", stdout_path.read_text())
+        if found:
+            return int(found.group(1))
         if process.poll() is not None:
             pytest.fail(f"the demo exited early with status {process.returncode}")
-        try:
-            return requests.get(url, timeout=5)
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{url} did not answer within {START_BUDGET:.0f} s")
-            time.sleep(0.25)
+        if time.monotonic() > deadline:
+            pytest.fail(f"the demo printed no address within {START_BUDGET:.0f} s")
+        time.sleep(0.25)
 
 
 def test_demo_serves_page_and_admin_then_stops_on_ctrl_c(tmp_path: Path) -> None:
-    port = free_port()
     env = {
         name: value
         for name, value in os.environ.items()
@@ -60,16 +55,17 @@ def test_demo_serves_page_and_admin_then_stops_on_ctrl_c(tmp_path: Path) -> None
     started = time.monotonic()
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "example_project.demo", "--port", str(port)],
+            [sys.executable, "-m", "example_project.demo", "--port", "0"],
             cwd=ROOT,
             env=env,
             stdout=stdout,
             stderr=stderr,
         )
         try:
-            base = f"http://127.0.0.1:{port}"
-            page = wait_for(base + "/", process, started + START_BUDGET)
+            port = wait_for_banner(stdout_path, process, started + START_BUDGET)
             ready_after = time.monotonic() - started
+            base = f"http://127.0.0.1:{port}"
+            page = requests.get(base + "/", timeout=5)
             assert page.status_code == 200
             assert "cognito_mfa demo" in page.text
             assert requests.get(base + "/static/example_project/app.js", timeout=5).ok

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from cognito_mfa import conf
+from tests.support.ports import port_for_child_server
 from tests.support.services import require_service
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,12 +80,6 @@ def _doc_blocks() -> dict[str, str]:
         if first.startswith("# ") and ".py" in first:
             blocks[first[2:].split()[0]] = code + "\n"
     return blocks
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
@@ -253,7 +247,7 @@ def test_a_new_site_set_up_from_the_docs_migrates_and_serves(wheel: Path, tmp_pa
     assert migrated.returncode == 0, migrated.stderr
     assert "Applying cognito_mfa.0001_initial... OK" in migrated.stdout
 
-    port = _free_port()
+    port = port_for_child_server()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
         cwd=host,
@@ -508,7 +502,7 @@ def test_a_fresh_virtualenv_keeps_its_django_and_a_new_site_enrolls_a_user(
     migrated = _in_venv(venv, "manage.py", "migrate", "--no-input", cwd=host, env=env, timeout=120)
     assert migrated.returncode == 0, migrated.stderr[-2000:]
 
-    port = _free_port()
+    port = port_for_child_server()
     server = subprocess.Popen(
         [str(venv / "bin" / "python"), "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
         cwd=host,
