@@ -13,9 +13,11 @@ already scanned their QR code. The budget turns the quota into finished enrollme
   slot, and finishing calls, admitted first, keep starts out while they wait;
 - a call refused sends nothing: :class:`~cognito_mfa.exceptions.CallBudgetExhausted` (a 429
   ``throttled``) says when a slot frees;
-- :meth:`CallBudget.check` asks the same question without taking the slot, so an endpoint
-  can refuse a request before any of its work (``cognito_mfa.throttling.CallBudgetThrottle``):
-  the request's call is still charged, and may still be refused, when it is made;
+- an endpoint asks before any of its work (``cognito_mfa.throttling.CallBudgetThrottle``,
+  :meth:`CallBudget.admit`): a request admitted takes its call's slot then, and the call it
+  makes a few milliseconds later uses that slot instead of being asked again, so a request
+  is never refused after its work was done; a slot the request does not use (it ended
+  before its call) is given back when it ends (:func:`admissions`);
 - when Cognito throttles anyway (another application spends the account's quota), the rate
   is halved for every process (at most once a second, down to a tenth) and grows back by a
   twentieth of the configured rate per second: additive increase, multiplicative decrease.
@@ -89,14 +91,25 @@ REDIS_BACKENDS = (
 _KEY = "cognito_mfa:call_budget:{category}:{part}"
 
 # One decision, atomic in Redis. KEYS: the bucket's arrival time, the back-off state, the
-# refused starts' queue. ARGV: mode ("acquire", "check" or "throttled"), rate, the fill this
-# call may reach (seconds), the back-off constants, whether a refusal queues (starts),
-# MAX_SPREAD_S. "check" is "acquire" without taking the slot: the bucket is only read (a
-# refused start still takes its place in the queue, so its Retry-After is the charge's).
-# Numbers go back as strings: Redis turns Lua numbers into integers.
+# refused starts' queue. ARGV: mode ("acquire", "check", "give_back" or "throttled"), rate,
+# the fill this call may reach (seconds; for "give_back", the interval to give back), the
+# back-off constants, whether a refusal queues (starts), MAX_SPREAD_S. "check" is "acquire"
+# without taking the slot: the bucket is only read (a refused start still takes its place in
+# the queue, so its Retry-After is the charge's). An admitted call also returns the bucket's
+# fill after it: when its slot drains. Numbers go back as strings: Redis turns Lua numbers
+# into integers.
 _SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+if ARGV[1] == 'give_back' then
+  local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if stored > now then
+    local tat = math.max(now, stored - tonumber(ARGV[3]))
+    redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX',
+      math.ceil((tat - now) * 1000) + 1000)
+  end
+  return {1, '0', '1'}
+end
 local rate = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local decrease, min_factor = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -134,7 +147,7 @@ if ARGV[1] == 'acquire' then
   redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX',
     math.ceil(fill * 1000) + 1000)
 end
-return {1, '0', tostring(factor)}
+return {1, '0', tostring(factor), tostring(fill)}
 """
 
 
@@ -143,6 +156,7 @@ class Decision:
     admitted: bool
     wait_s: float  # until this call would be admitted (0 when admitted)
     factor: float  # the share of the configured rate in force (1.0 unless backing off)
+    fill_s: float = 0.0  # admitted: how long until this call's slot drains from the bucket
 
 
 class LocalState:
@@ -186,7 +200,14 @@ class LocalState:
                 return Decision(False, wait, factor)
             if mode == "acquire":
                 self._tat[category] = tat + interval
-            return Decision(True, 0.0, factor)
+            return Decision(True, 0.0, factor, fill)
+
+    def give_back(self, category: str, interval: float) -> None:
+        with self._lock:
+            now = self.clock()
+            stored = self._tat.get(category, 0.0)
+            if stored > now:
+                self._tat[category] = max(now, stored - interval)
 
 
 class RedisState:
@@ -205,13 +226,14 @@ class RedisState:
         self.script = self.client.register_script(_SCRIPT)
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError,)
 
-    def decide(self, category: str, mode: str, rate: float, limit: float) -> Decision:
+    def _keys(self, category: str) -> list[str]:
         cache = caches[self.alias]
-        keys = [
-            cache.make_key(_KEY.format(category=category, part="tat")),
-            cache.make_key(_KEY.format(category=category, part="backoff")),
-            cache.make_key(_KEY.format(category=category, part="queue")),
+        return [
+            cache.make_key(_KEY.format(category=category, part=part))
+            for part in ("tat", "backoff", "queue")
         ]
+
+    def decide(self, category: str, mode: str, rate: float, limit: float) -> Decision:
         args: list[str | float] = [
             mode,
             repr(rate),
@@ -223,14 +245,47 @@ class RedisState:
             "1" if limit < WINDOW_S else "0",
             MAX_SPREAD_S,
         ]
-        admitted, wait_s, factor = self.script(keys=keys, args=args)
-        return Decision(bool(int(admitted)), float(wait_s), float(factor))
+        admitted, wait_s, factor, *fill = self.script(keys=self._keys(category), args=args)
+        return Decision(bool(int(admitted)), float(wait_s), float(factor), float(*fill or [0]))
+
+    def give_back(self, category: str, interval: float) -> None:
+        self.script(keys=self._keys(category), args=["give_back", 0, repr(interval)])
 
 
 def is_shared_cache(alias: str) -> bool:
     """Tell whether the budget kept behind ``alias`` is shared between processes (Redis)."""
     config = settings.CACHES.get(alias) or {}
     return config.get("BACKEND") in REDIS_BACKENDS
+
+
+@dataclass
+class _Admission:
+    """A slot a request took when it was admitted, for the call it is about to make."""
+
+    operation: str
+    category: str
+    drains_at: float  # the budget's clock: once past, the slot has left the bucket
+    interval: float  # what the slot added to the bucket
+
+
+# The slots taken by the request under way (:func:`admissions`); None outside of a request.
+_admissions: contextvars.ContextVar[list[_Admission] | None] = contextvars.ContextVar(
+    "cognito_mfa_admissions", default=None
+)
+
+
+@contextmanager
+def admissions() -> Iterator[None]:
+    """One request's admissions (:meth:`CallBudget.admit`): its call uses the slot taken
+    when it was admitted; a slot still unused when the block ends is given back."""
+    held: list[_Admission] = []
+    token = _admissions.set(held)
+    try:
+        yield
+    finally:
+        _admissions.reset(token)
+        for admission in held:
+            get_budget().give_back(admission)
 
 
 # Set by callers that would rather wait for a slot than be refused (the admin refresh's
@@ -285,7 +340,7 @@ class CallBudget:
         ``patience``: seconds this call may wait for a slot (at least the ``waiting`` block's).
         """
         category = CATEGORY_OF.get(operation)
-        if category is None:
+        if category is None or self._admitted_for(operation):
             return
         limit = self._limit(finishing)
         deadline = self.clock() + max(patience, _patience.get())
@@ -298,6 +353,54 @@ class CallBudget:
                 logger.info("cognito_mfa: call budget of %s refused %s", category, operation)
                 raise exc.CallBudgetExhausted(retry_after=math.ceil(decision.wait_s))
             self.sleep(decision.wait_s)
+
+    def _admitted_for(self, operation: str) -> bool:
+        """Use the slot the request under way took for ``operation`` when it was admitted,
+        if it has one that has not drained yet (a call made later is charged afresh)."""
+        held = _admissions.get()
+        for admission in held or ():
+            if admission.operation == operation:
+                held.remove(admission)  # type: ignore[union-attr]
+                return self.clock() < admission.drains_at
+        return False
+
+    def admit(self, operation: str, *, finishing: bool = False) -> None:
+        """Take the slot of the ``operation`` call the request under way is about to make,
+        or raise CallBudgetExhausted (the same decision and ``Retry-After`` as :meth:`charge`).
+
+        Inside :func:`admissions` the call then uses this slot, so it cannot be refused once
+        the request's work is done; outside of it, this is :meth:`check`.
+        """
+        held = _admissions.get()
+        category = CATEGORY_OF.get(operation)
+        rate = app_settings.CALL_BUDGET_RATES.get(category) if category is not None else None
+        if held is None or category is None or rate is None:
+            self.check(operation, finishing=finishing)
+            return
+        decision = self._decide(category, "acquire", self._limit(finishing))
+        if decision is None:
+            return
+        if not decision.admitted:
+            logger.info("cognito_mfa: call budget of %s refused %s early", category, operation)
+            raise exc.CallBudgetExhausted(retry_after=math.ceil(decision.wait_s))
+        held.append(
+            _Admission(
+                operation,
+                category,
+                drains_at=self.clock() + decision.fill_s,
+                interval=1.0 / (float(rate) * decision.factor),
+            )
+        )
+
+    def give_back(self, admission: _Admission) -> None:
+        """Return a slot the request took and did not use, while it is still in the bucket
+        (once drained, giving it back would hand out a slot that was never taken)."""
+        if self.clock() >= admission.drains_at:
+            return
+        try:
+            self.state.give_back(admission.category, admission.interval)
+        except self.state.errors as error:
+            logger.warning("cognito_mfa: call budget unavailable (%s)", type(error).__name__)
 
     def check(self, operation: str, *, finishing: bool = False) -> None:
         """Raise CallBudgetExhausted if ``operation`` would be refused now; take nothing.

@@ -106,15 +106,16 @@ class CallBudgetThrottle(BaseThrottle):
     session is read first) and before the per-user throttles are counted (a refusal spends none
     of the user's hourly allowance). A Bearer request's refusal then costs one Redis script
     and no query, and answers what the call's own refusal answers: 429 ``throttled`` with the
-    budget's ``Retry-After``. Nothing is taken from the budget: the call is charged when it is
-    made, and may still be refused then.
+    budget's ``Retry-After``. An admitted request takes its call's slot here (within the view's
+    :func:`~cognito_mfa.budget.admissions`): its call uses it, so the request cannot be refused
+    once its work is done, and a request that ends without its call gives the slot back.
     """
 
     operation = "AssociateSoftwareToken"
     finishing = False  # finishing calls (verify) may use the reserve; starts may not
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        get_budget().check(self.operation, finishing=self.finishing)  # raises when refused
+        get_budget().admit(self.operation, finishing=self.finishing)  # raises when refused
         return True
 
 

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from . import exceptions as exc
 from . import flows, serializers
 from .authentication import CognitoAccessTokenAuthentication
+from .budget import admissions
 from .models import Enrollment
 from .otpauth import render_qr
 from .parsers import JSONParser
@@ -137,6 +138,12 @@ class CognitoMFAView(APIView):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The call budget's admission (perform_authentication) holds the slot of the request's
+        # Cognito call until the call is made; a slot the request did not use is given back.
+        with admissions():
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if request.method == "POST":

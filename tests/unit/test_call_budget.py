@@ -3,6 +3,7 @@ boundary that charges every call, the refusals the API answers, and Redis across
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import re
@@ -59,10 +60,12 @@ def _budget(clock: FakeClock) -> CallBudget:
 
 
 def _admitted(budget_: CallBudget, operation: str, count: int, **options: Any) -> int:
+    """How many of ``count`` calls are admitted, each charged as by a request of its own."""
     admitted = 0
     for _ in range(count):
         try:
-            budget_.charge(operation, **options)
+            # A context of its own: not the slot a request under way here was admitted for.
+            contextvars.Context().run(budget_.charge, operation, **options)
         except exc.CallBudgetExhausted:
             continue
         admitted += 1
@@ -585,6 +588,107 @@ def test_an_admitted_check_takes_nothing(clock: FakeClock) -> None:
     calls.check("GetUser")  # a category without a rate here is never refused
 
 
+def test_an_admitted_request_keeps_its_slot_for_its_call(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _budget(clock)  # 10 calls a second, starts get 5
+    monkeypatch.setattr(budget, "_budget", calls)
+    with budget.admissions():
+        calls.admit("AssociateSoftwareToken")
+        # While the request works, other requests take the rest of the starts' share...
+        assert _admitted(calls, "AssociateSoftwareToken", 10) == 4
+        # ...and its own call still goes out, on the slot it took when it was admitted.
+        calls.charge("AssociateSoftwareToken")
+        with pytest.raises(exc.CallBudgetExhausted):
+            calls.charge("AssociateSoftwareToken")  # one slot, one call
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 0  # the slot was used: none back
+
+
+def test_a_slot_the_request_did_not_use_is_given_back(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _budget(clock)
+    monkeypatch.setattr(budget, "_budget", calls)
+    with budget.admissions():
+        calls.admit("AssociateSoftwareToken")
+        calls.admit("VerifySoftwareToken", finishing=True)
+        assert _admitted(calls, "AssociateSoftwareToken", 10) == 3
+    # The request ended before its calls (a 404, a throttle): both slots are back.
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 2
+    assert _admitted(calls, "VerifySoftwareToken", 10, finishing=True) == 5
+
+
+def test_a_slot_that_drained_is_neither_used_nor_given_back(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _budget(clock)
+    monkeypatch.setattr(budget, "_budget", calls)
+    with budget.admissions():
+        calls.admit("AssociateSoftwareToken")  # an empty bucket: the slot drains in 0.1 s
+        clock.now += 0.2  # the request waited (a verify lease) past its slot
+        assert _admitted(calls, "AssociateSoftwareToken", 10) == 5  # the whole share again
+        # Its call is charged afresh rather than sent on a slot the bucket no longer holds.
+        with pytest.raises(exc.CallBudgetExhausted):
+            calls.charge("AssociateSoftwareToken")
+    with budget.admissions():
+        calls.admit("VerifySoftwareToken", finishing=True)  # the reserve's first slot
+        clock.now += 0.7  # past its slot; the starts' share has drained too
+        assert _admitted(calls, "AssociateSoftwareToken", 10) == 5
+    # Giving the drained slot back would have handed out a sixth start in this half-second.
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 0
+
+
+def test_admit_outside_a_request_takes_nothing(clock: FakeClock) -> None:
+    calls = _budget(clock)
+    for _ in range(10):
+        calls.admit("AssociateSoftwareToken")  # no request under way: a check
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 5
+
+
+@pytest.mark.django_db
+def test_an_admitted_start_is_not_refused_for_calls_made_while_it_works(
+    tight: FakeClock,
+    sent: dict[str, list[str]],
+    alice_api: APIClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cognito_mfa.adapter import DefaultAdapter
+
+    lookup = DefaultAdapter.get_user_for_token
+    others: list[str] = []
+
+    def busy_site(self: DefaultAdapter, token: Any) -> Any:
+        # Another process's start asks for the same share while this request reads its user.
+        try:
+            contextvars.Context().run(get_budget().charge, "AssociateSoftwareToken")
+            others.append("admitted")
+        except exc.CallBudgetExhausted:
+            others.append("refused")
+        return lookup(self, token)
+
+    monkeypatch.setattr(DefaultAdapter, "get_user_for_token", busy_site)
+    started = alice_api.post(BASE + "enrollments/", {}, format="json")
+
+    assert started.status_code == 201, started.content  # admitted, so never refused late
+    assert others == ["refused"]  # the share's one slot was this request's
+    assert sent["cognito"] == ["AssociateSoftwareToken"]
+
+
+@pytest.mark.django_db
+def test_a_verify_that_makes_no_call_gives_its_slot_back(
+    tight: FakeClock, alice_api: APIClient
+) -> None:
+    get_budget().charge("VerifySoftwareToken", finishing=True)  # one finishing slot left
+    for _ in range(3):
+        unknown = alice_api.post(
+            f"{BASE}enrollments/{uuid.uuid4()}/verify/", {"user_code": "123456"}, format="json"
+        )
+        assert unknown.status_code == 404, unknown.content  # never a 429: the slot came back
+    get_budget().charge("VerifySoftwareToken", finishing=True)
+    with pytest.raises(exc.CallBudgetExhausted):
+        get_budget().charge("VerifySoftwareToken", finishing=True)
+
+
 def test_the_cli_mirror_refused_says_so_and_can_opt_out(
     tight: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -887,6 +991,34 @@ def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
     with pytest.raises(exc.CallBudgetExhausted):
         calls.check("AssociateSoftwareToken")
     calls.check("VerifySoftwareToken", finishing=True)
+
+
+@pytest.mark.redis
+def test_redis_admission_is_the_call_slot_and_comes_back_unused(
+    redis_budget_cache: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
+    settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
+    state = budget.RedisState("budget")
+    calls = CallBudget(state)
+    monkeypatch.setattr(budget, "_budget", calls)
+    script, scripts = state.script, []
+
+    def counted(**kwargs: Any) -> Any:
+        scripts.append(kwargs["args"][0])
+        return script(**kwargs)
+
+    state.script = counted  # type: ignore[method-assign]
+    with budget.admissions():
+        calls.admit("AssociateSoftwareToken")
+        calls.charge("AssociateSoftwareToken")  # the admitted call: no second round trip
+    assert scripts == ["acquire"]
+    assert _admitted(calls, "AssociateSoftwareToken", 5) == 1  # the share's other slot
+    with budget.admissions():
+        calls.admit("VerifySoftwareToken", finishing=True)
+        assert _admitted(calls, "VerifySoftwareToken", 5, finishing=True) == 1
+    assert scripts[-1] == "give_back"
+    assert _admitted(calls, "VerifySoftwareToken", 5, finishing=True) == 1  # given back
 
 
 def caches_key(alias: str, key: str) -> str:
