@@ -15,9 +15,10 @@ already scanned their QR code. The budget turns the quota into finished enrollme
   ``throttled``) says when a slot frees;
 - an endpoint asks before any of its work (``cognito_mfa.throttling.CallBudgetThrottle``,
   :meth:`CallBudget.admit`): a request admitted takes its call's slot then, and the call it
-  makes a few milliseconds later uses that slot instead of being asked again, so a request
-  is never refused after its work was done; a slot the request does not use (it ended
-  before its call) is given back when it ends (:func:`admissions`);
+  was admitted for (a start's first ``AssociateSoftwareToken``, a verify's
+  ``VerifySoftwareToken``) uses that slot instead of being asked again, so it is never
+  refused after the request's work; a slot the request does not use (it ended before its
+  call) is given back when it ends, unless a call was admitted after it (:func:`admissions`);
 - when Cognito throttles anyway (another application spends the account's quota), the rate
   is halved for every process (at most once a second, down to a tenth) and grows back by a
   twentieth of the configured rate per second: additive increase, multiplicative decrease.
@@ -36,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -91,20 +92,22 @@ REDIS_BACKENDS = (
 _KEY = "cognito_mfa:call_budget:{category}:{part}"
 
 # One decision, atomic in Redis. KEYS: the bucket's arrival time, the back-off state, the
-# refused starts' queue. ARGV: mode ("acquire", "check", "give_back" or "throttled"), rate,
-# the fill this call may reach (seconds; for "give_back", the interval to give back), the
-# back-off constants, whether a refusal queues (starts), MAX_SPREAD_S. "check" is "acquire"
-# without taking the slot: the bucket is only read (a refused start still takes its place in
-# the queue, so its Retry-After is the charge's). An admitted call also returns the bucket's
-# fill after it: when its slot drains. Numbers go back as strings: Redis turns Lua numbers
-# into integers.
+# refused starts' queue. ARGV: mode ("acquire", "check" or "throttled"), rate, the fill this
+# call may reach (seconds), the back-off constants, whether a refusal queues (starts),
+# MAX_SPREAD_S. "check" is "acquire" without taking the slot: the bucket is only read (a
+# refused start still takes its place in the queue, so its Retry-After is the charge's). An
+# admitted call also returns the bucket's fill after it (when its slot drains) and the
+# arrival time it stored. "give_back" (ARGV: the interval, that stored arrival time) takes
+# the slot back out only while no call was admitted after it: a slot further down the
+# bucket is never shortened. Numbers go back as strings: Redis turns Lua numbers into
+# integers.
 _SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 if ARGV[1] == 'give_back' then
-  local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if stored > now then
-    local tat = math.max(now, stored - tonumber(ARGV[3]))
+  local stored = redis.call('GET', KEYS[1])
+  if stored == ARGV[3] then
+    local tat = math.max(now, tonumber(stored) - tonumber(ARGV[2]))
     redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX',
       math.ceil((tat - now) * 1000) + 1000)
   end
@@ -143,11 +146,12 @@ if fill > limit + 1e-9 then
   end
   return {0, tostring(wait), tostring(factor)}
 end
+local mark = ''
 if ARGV[1] == 'acquire' then
-  redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX',
-    math.ceil(fill * 1000) + 1000)
+  mark = string.format('%.6f', tat + interval)
+  redis.call('SET', KEYS[1], mark, 'PX', math.ceil(fill * 1000) + 1000)
 end
-return {1, '0', tostring(factor), tostring(fill)}
+return {1, '0', tostring(factor), tostring(fill), mark}
 """
 
 
@@ -157,6 +161,7 @@ class Decision:
     wait_s: float  # until this call would be admitted (0 when admitted)
     factor: float  # the share of the configured rate in force (1.0 unless backing off)
     fill_s: float = 0.0  # admitted: how long until this call's slot drains from the bucket
+    mark: str = ""  # acquired: the arrival time stored, which a give-back compares
 
 
 class LocalState:
@@ -198,16 +203,16 @@ class LocalState:
                     self._queue[category] = queued
                     wait = queued - now
                 return Decision(False, wait, factor)
-            if mode == "acquire":
-                self._tat[category] = tat + interval
-            return Decision(True, 0.0, factor, fill)
+            if mode != "acquire":
+                return Decision(True, 0.0, factor, fill)
+            self._tat[category] = tat + interval
+            return Decision(True, 0.0, factor, fill, repr(tat + interval))
 
-    def give_back(self, category: str, interval: float) -> None:
+    def give_back(self, category: str, interval: float, mark: str) -> None:
         with self._lock:
-            now = self.clock()
-            stored = self._tat.get(category, 0.0)
-            if stored > now:
-                self._tat[category] = max(now, stored - interval)
+            stored = self._tat.get(category)
+            if stored is not None and repr(stored) == mark:  # nothing admitted after it
+                self._tat[category] = max(self.clock(), stored - interval)
 
 
 class RedisState:
@@ -245,11 +250,15 @@ class RedisState:
             "1" if limit < WINDOW_S else "0",
             MAX_SPREAD_S,
         ]
-        admitted, wait_s, factor, *fill = self.script(keys=self._keys(category), args=args)
-        return Decision(bool(int(admitted)), float(wait_s), float(factor), float(*fill or [0]))
+        admitted, wait_s, factor, *acquired = self.script(keys=self._keys(category), args=args)
+        decision = Decision(bool(int(admitted)), float(wait_s), float(factor))
+        if acquired:
+            fill, mark = acquired
+            decision = replace(decision, fill_s=float(fill), mark=mark.decode())
+        return decision
 
-    def give_back(self, category: str, interval: float) -> None:
-        self.script(keys=self._keys(category), args=["give_back", 0, repr(interval)])
+    def give_back(self, category: str, interval: float, mark: str) -> None:
+        self.script(keys=self._keys(category), args=["give_back", repr(interval), mark])
 
 
 def is_shared_cache(alias: str) -> bool:
@@ -258,14 +267,16 @@ def is_shared_cache(alias: str) -> bool:
     return config.get("BACKEND") in REDIS_BACKENDS
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Admission:
     """A slot a request took when it was admitted, for the call it is about to make."""
 
+    budget: CallBudget  # the one that admitted it (settings may rebuild the process's)
     operation: str
     category: str
     drains_at: float  # the budget's clock: once past, the slot has left the bucket
     interval: float  # what the slot added to the bucket
+    mark: str  # the bucket's arrival time once it was added (Decision.mark)
 
 
 # The slots taken by the request under way (:func:`admissions`); None outside of a request.
@@ -285,7 +296,7 @@ def admissions() -> Iterator[None]:
     finally:
         _admissions.reset(token)
         for admission in held:
-            get_budget().give_back(admission)
+            admission.budget.give_back(admission)
 
 
 # Set by callers that would rather wait for a slot than be refused (the admin refresh's
@@ -358,9 +369,11 @@ class CallBudget:
         """Use the slot the request under way took for ``operation`` when it was admitted,
         if it has one that has not drained yet (a call made later is charged afresh)."""
         held = _admissions.get()
-        for admission in held or ():
+        if not held:
+            return False
+        for admission in held:
             if admission.operation == operation:
-                held.remove(admission)  # type: ignore[union-attr]
+                held.remove(admission)
                 return self.clock() < admission.drains_at
         return False
 
@@ -377,6 +390,7 @@ class CallBudget:
         if held is None or category is None or rate is None:
             self.check(operation, finishing=finishing)
             return
+        asked_at = self.clock()  # before the round trip: the slot drains no later than this
         decision = self._decide(category, "acquire", self._limit(finishing))
         if decision is None:
             return
@@ -385,20 +399,24 @@ class CallBudget:
             raise exc.CallBudgetExhausted(retry_after=math.ceil(decision.wait_s))
         held.append(
             _Admission(
+                self,
                 operation,
                 category,
-                drains_at=self.clock() + decision.fill_s,
+                drains_at=asked_at + decision.fill_s,
                 interval=1.0 / (float(rate) * decision.factor),
+                mark=decision.mark,
             )
         )
 
     def give_back(self, admission: _Admission) -> None:
-        """Return a slot the request took and did not use, while it is still in the bucket
-        (once drained, giving it back would hand out a slot that was never taken)."""
+        """Return a slot the request took and did not use, while it is the last one in the
+        bucket. Once drained, giving it back would hand out a slot that was never taken; once
+        another call was admitted after it, it would shorten that call's slot: it stays spent.
+        """
         if self.clock() >= admission.drains_at:
             return
         try:
-            self.state.give_back(admission.category, admission.interval)
+            self.state.give_back(admission.category, admission.interval, admission.mark)
         except self.state.errors as error:
             logger.warning("cognito_mfa: call budget unavailable (%s)", type(error).__name__)
 

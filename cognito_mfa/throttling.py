@@ -107,8 +107,9 @@ class CallBudgetThrottle(BaseThrottle):
     of the user's hourly allowance). A Bearer request's refusal then costs one Redis script
     and no query, and answers what the call's own refusal answers: 429 ``throttled`` with the
     budget's ``Retry-After``. An admitted request takes its call's slot here (within the view's
-    :func:`~cognito_mfa.budget.admissions`): its call uses it, so the request cannot be refused
-    once its work is done, and a request that ends without its call gives the slot back.
+    :func:`~cognito_mfa.budget.admissions`): the call it was admitted for uses it, so that call
+    is not refused once the request's work is done, and a request that ends without it gives
+    the slot back.
     """
 
     operation = "AssociateSoftwareToken"

@@ -609,13 +609,27 @@ def test_a_slot_the_request_did_not_use_is_given_back(
 ) -> None:
     calls = _budget(clock)
     monkeypatch.setattr(budget, "_budget", calls)
+    assert _admitted(calls, "AssociateSoftwareToken", 2) == 2
     with budget.admissions():
         calls.admit("AssociateSoftwareToken")
+    # The request ended before its call (a 404, a throttle): its slot is back.
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 3
+    with budget.admissions():
         calls.admit("VerifySoftwareToken", finishing=True)
-        assert _admitted(calls, "AssociateSoftwareToken", 10) == 3
-    # The request ended before its calls (a 404, a throttle): both slots are back.
-    assert _admitted(calls, "AssociateSoftwareToken", 10) == 2
     assert _admitted(calls, "VerifySoftwareToken", 10, finishing=True) == 5
+
+
+def test_a_slot_is_not_given_back_once_a_call_was_admitted_after_it(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _budget(clock)
+    monkeypatch.setattr(budget, "_budget", calls)
+    with budget.admissions():
+        calls.admit("AssociateSoftwareToken")
+        assert _admitted(calls, "AssociateSoftwareToken", 1) == 1  # another request's, later
+    # Taking the unused slot out from under the later one would shorten that call's slot and
+    # let one more call into this half-second than the rate allows: it stays spent.
+    assert _admitted(calls, "AssociateSoftwareToken", 10) == 3
 
 
 def test_a_slot_that_drained_is_neither_used_nor_given_back(
@@ -997,7 +1011,8 @@ def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
 def test_redis_admission_is_the_call_slot_and_comes_back_unused(
     redis_budget_cache: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
+    # Slots half a second wide on Redis's own clock: one start a second, or two finishing.
+    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     state = budget.RedisState("budget")
     calls = CallBudget(state)
@@ -1013,12 +1028,26 @@ def test_redis_admission_is_the_call_slot_and_comes_back_unused(
         calls.admit("AssociateSoftwareToken")
         calls.charge("AssociateSoftwareToken")  # the admitted call: no second round trip
     assert scripts == ["acquire"]
-    assert _admitted(calls, "AssociateSoftwareToken", 5) == 1  # the share's other slot
+    assert _admitted(calls, "AssociateSoftwareToken", 3) == 0  # the starts' share is spent
     with budget.admissions():
-        calls.admit("VerifySoftwareToken", finishing=True)
-        assert _admitted(calls, "VerifySoftwareToken", 5, finishing=True) == 1
+        calls.admit("VerifySoftwareToken", finishing=True)  # the reserve's slot
     assert scripts[-1] == "give_back"
-    assert _admitted(calls, "VerifySoftwareToken", 5, finishing=True) == 1  # given back
+    assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 1  # given back
+
+
+@pytest.mark.redis
+def test_redis_keeps_an_unused_slot_spent_once_a_call_was_admitted_after_it(
+    redis_budget_cache: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
+    settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
+    calls = CallBudget(budget.RedisState("budget"))
+    monkeypatch.setattr(budget, "_budget", calls)
+    with budget.admissions():
+        calls.admit("AssociateSoftwareToken")
+        assert _admitted(calls, "VerifySoftwareToken", 1, finishing=True) == 1  # later
+    # The bucket is full: the start's slot, unused, was not taken out from under the verify's.
+    assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 0
 
 
 def caches_key(alias: str, key: str) -> str:
