@@ -502,6 +502,24 @@ def test_a_challenge_start_and_verify_are_checked_early(
 
 
 @pytest.mark.django_db
+def test_a_challenge_verify_that_makes_no_call_gives_its_slot_back(
+    tight: FakeClock, mfa_pool: Pool
+) -> None:
+    get_budget().charge("VerifySoftwareToken", finishing=True)  # one finishing slot left
+    client = APIClient()
+    for _ in range(3):
+        unknown = client.post(
+            f"{BASE}challenge/enrollments/{uuid.uuid4()}/verify/",
+            {"challenge_token": "t" * 40, "user_code": "123456"},
+            format="json",
+        )
+        assert unknown.status_code == 404, unknown.content  # admitted, no call, slot back
+    get_budget().charge("VerifySoftwareToken", finishing=True)
+    with pytest.raises(exc.CallBudgetExhausted):
+        get_budget().charge("VerifySoftwareToken", finishing=True)
+
+
+@pytest.mark.django_db
 def test_a_refusal_reads_no_user_and_runs_no_query(
     tight: FakeClock, alice_api: APIClient, django_assert_num_queries: Any
 ) -> None:
