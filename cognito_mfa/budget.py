@@ -273,7 +273,6 @@ class _Admission:
 
     budget: CallBudget  # the one that admitted it (settings may rebuild the process's)
     operation: str
-    category: str
     drains_at: float  # the budget's clock: once past, the slot has left the bucket
     interval: float  # what the slot added to the bucket
     mark: str  # the bucket's arrival time once it was added (Decision.mark)
@@ -391,17 +390,13 @@ class CallBudget:
             self.check(operation, finishing=finishing)
             return
         asked_at = self.clock()  # before the round trip: the slot drains no later than this
-        decision = self._decide(category, "acquire", self._limit(finishing))
+        decision = self._ask_early(category, operation, "acquire", finishing)
         if decision is None:
             return
-        if not decision.admitted:
-            logger.info("cognito_mfa: call budget of %s refused %s early", category, operation)
-            raise exc.CallBudgetExhausted(retry_after=math.ceil(decision.wait_s))
         held.append(
             _Admission(
                 self,
                 operation,
-                category,
                 drains_at=asked_at + decision.fill_s,
                 interval=1.0 / (float(rate) * decision.factor),
                 mark=decision.mark,
@@ -415,8 +410,9 @@ class CallBudget:
         """
         if self.clock() >= admission.drains_at:
             return
+        category = CATEGORY_OF[admission.operation]
         try:
-            self.state.give_back(admission.category, admission.interval, admission.mark)
+            self.state.give_back(category, admission.interval, admission.mark)
         except self.state.errors as error:
             logger.warning("cognito_mfa: call budget unavailable (%s)", type(error).__name__)
 
@@ -428,12 +424,18 @@ class CallBudget:
         check reserves nothing: the call is charged when it is made.
         """
         category = CATEGORY_OF.get(operation)
-        if category is None:
-            return
-        decision = self._decide(category, "check", self._limit(finishing))
+        if category is not None:
+            self._ask_early(category, operation, "check", finishing)
+
+    def _ask_early(
+        self, category: str, operation: str, mode: str, finishing: bool
+    ) -> Decision | None:
+        """The decision of :meth:`admit` or :meth:`check`; CallBudgetExhausted if refused."""
+        decision = self._decide(category, mode, self._limit(finishing))
         if decision is not None and not decision.admitted:
             logger.info("cognito_mfa: call budget of %s refused %s early", category, operation)
             raise exc.CallBudgetExhausted(retry_after=math.ceil(decision.wait_s))
+        return decision
 
     def throttled(self, operation: str) -> None:
         """Cognito throttled ``operation``: lower its category's rate for every process."""

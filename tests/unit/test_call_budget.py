@@ -997,6 +997,18 @@ def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
     assert isinstance(get_budget().state, budget.RedisState)
 
 
+def _counted_scripts(state: budget.RedisState) -> list[str]:
+    """The mode of every script ``state`` runs from here on, in order (one per round trip)."""
+    script, scripts = state.script, []
+
+    def counted(**kwargs: Any) -> Any:
+        scripts.append(kwargs["args"][0])
+        return script(**kwargs)
+
+    state.script = counted  # type: ignore[method-assign]
+    return scripts
+
+
 @pytest.mark.redis
 def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
     redis_budget_cache: str, settings: Any
@@ -1005,13 +1017,7 @@ def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     state = budget.RedisState("budget")
     calls = CallBudget(state)
-    script, scripts = state.script, []
-
-    def counted(**kwargs: Any) -> Any:
-        scripts.append(kwargs["args"][0])
-        return script(**kwargs)
-
-    state.script = counted  # type: ignore[method-assign]
+    scripts = _counted_scripts(state)
     tat = budget._KEY.format(category="UserResourceUpdate", part="tat")
     assert _admitted(calls, "AssociateSoftwareToken", 1) == 1
     before = state.client.get(caches_key("budget", tat))
@@ -1035,13 +1041,7 @@ def test_redis_admission_is_the_call_slot_and_comes_back_unused(
     state = budget.RedisState("budget")
     calls = CallBudget(state)
     monkeypatch.setattr(budget, "_budget", calls)
-    script, scripts = state.script, []
-
-    def counted(**kwargs: Any) -> Any:
-        scripts.append(kwargs["args"][0])
-        return script(**kwargs)
-
-    state.script = counted  # type: ignore[method-assign]
+    scripts = _counted_scripts(state)
     with budget.admissions():
         calls.admit("AssociateSoftwareToken")
         calls.charge("AssociateSoftwareToken")  # the admitted call: no second round trip
