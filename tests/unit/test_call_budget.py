@@ -978,19 +978,22 @@ def redis_budget_cache(redis_url: str, settings: Any) -> str:
 def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
     redis_budget_cache: str, settings: Any
 ) -> None:
-    # 4/s on Redis's own clock: a slot frees every 0.25 s, far longer than these steps take.
-    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
+    # 2/s on Redis's own clock: a slot drains in 0.5 s, the time ten round trips may take on
+    # a loaded machine many times over. Starts get one slot, the reserve another.
+    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     one, other = CallBudget(budget.RedisState("budget")), CallBudget(budget.RedisState("budget"))
-    assert _admitted(one, "AssociateSoftwareToken", 10) == 2
-    assert _admitted(other, "AssociateSoftwareToken", 10) == 0  # the same bucket
-    # ... and the same queue of refused starts, 2 a second: the 19th comes back after ~9.5 s.
+    assert _admitted(one, "AssociateSoftwareToken", 3) == 1
+    assert _admitted(other, "AssociateSoftwareToken", 3) == 0  # the same bucket
+    # ... and the same queue of refused starts, one a second after the first at ~1.5 s: the
+    # sixth refused start is told to come back after ~6.5 s.
     with pytest.raises(exc.CallBudgetExhausted) as refused:
         one.charge("AssociateSoftwareToken")
-    assert refused.value.retry_after in (9, 10, 11)
-    assert _admitted(other, "VerifySoftwareToken", 10, finishing=True) == 2
+    assert refused.value.retry_after in (6, 7)
+    # The starts left the reserve's slot to the other process's verify.
+    assert _admitted(other, "VerifySoftwareToken", 3, finishing=True) == 1
     one.throttled("VerifySoftwareToken")
-    decision = other.state.decide("UserResourceUpdate", "acquire", 4, 1.0)
+    decision = other.state.decide("UserResourceUpdate", "acquire", 2, 1.0)
     assert decision.factor == pytest.approx(0.5, abs=0.01)
     assert not decision.admitted
     assert decision.wait_s > 0
@@ -1013,7 +1016,8 @@ def _counted_scripts(state: budget.RedisState) -> list[str]:
 def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
     redis_budget_cache: str, settings: Any
 ) -> None:
-    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 4}
+    # Slots half a second wide on Redis's own clock: one start, then one finishing call.
+    settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     state = budget.RedisState("budget")
     calls = CallBudget(state)
@@ -1022,13 +1026,15 @@ def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
     assert _admitted(calls, "AssociateSoftwareToken", 1) == 1
     before = state.client.get(caches_key("budget", tat))
     for _ in range(5):
-        calls.check("AssociateSoftwareToken")
+        calls.check("VerifySoftwareToken", finishing=True)
     assert state.client.get(caches_key("budget", tat)) == before
     assert scripts == ["acquire"] + ["check"] * 5  # one round trip each
-    assert _admitted(calls, "AssociateSoftwareToken", 10) == 1  # the share was still there
+    # The reserve's slot was still there after five checks; now the bucket is full.
+    assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 1
+    with pytest.raises(exc.CallBudgetExhausted):
+        calls.check("VerifySoftwareToken", finishing=True)
     with pytest.raises(exc.CallBudgetExhausted):
         calls.check("AssociateSoftwareToken")
-    calls.check("VerifySoftwareToken", finishing=True)
 
 
 @pytest.mark.redis
