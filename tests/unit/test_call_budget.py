@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -974,29 +974,62 @@ def redis_budget_cache(redis_url: str, settings: Any) -> str:
     return "budget"
 
 
+# The Redis tests below run at 2 calls a second on Redis's own clock: a slot drains in 0.5 s.
+SLOT_S = 0.5
+
+
+def _redis_clock(state: budget.RedisState) -> float:
+    seconds, microseconds = state.client.time()
+    return seconds + microseconds / 1e6
+
+
+def _inside_one_slot(state: budget.RedisState, scenario: Callable[[], None]) -> None:
+    """Run ``scenario`` on an empty bucket; a failure counts if the run took under a slot.
+
+    Each scenario takes some ten round trips (about 10 ms) and assumes no slot drains
+    meanwhile. A machine that stalls for half a second breaks that premise, not the budget:
+    such a run is repeated, up to three times in all. A wrong budget fails every run.
+    """
+    for _ in range(3):
+        state.client.delete(*state._keys("UserResourceUpdate"))
+        started = _redis_clock(state)
+        try:
+            scenario()
+        except (AssertionError, pytest.fail.Exception):
+            if _redis_clock(state) - started < SLOT_S:
+                raise
+        else:
+            return
+    pytest.fail("every run took longer than one slot of the budget: the machine stalled")
+
+
 @pytest.mark.redis
 def test_redis_budget_keeps_the_reserve_and_backs_off_for_everyone(
     redis_budget_cache: str, settings: Any
 ) -> None:
-    # 2/s on Redis's own clock: a slot drains in 0.5 s, the time ten round trips may take on
-    # a loaded machine many times over. Starts get one slot, the reserve another.
+    # Starts get one slot, the reserve another.
     settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
-    one, other = CallBudget(budget.RedisState("budget")), CallBudget(budget.RedisState("budget"))
-    assert _admitted(one, "AssociateSoftwareToken", 3) == 1
-    assert _admitted(other, "AssociateSoftwareToken", 3) == 0  # the same bucket
-    # ... and the same queue of refused starts, one a second after the first at ~1.5 s: the
-    # sixth refused start is told to come back after ~6.5 s.
-    with pytest.raises(exc.CallBudgetExhausted) as refused:
-        one.charge("AssociateSoftwareToken")
-    assert refused.value.retry_after in (6, 7)
-    # The starts left the reserve's slot to the other process's verify.
-    assert _admitted(other, "VerifySoftwareToken", 3, finishing=True) == 1
-    one.throttled("VerifySoftwareToken")
-    decision = other.state.decide("UserResourceUpdate", "acquire", 2, 1.0)
-    assert decision.factor == pytest.approx(0.5, abs=0.01)
-    assert not decision.admitted
-    assert decision.wait_s > 0
+    state = budget.RedisState("budget")
+    one, other = CallBudget(state), CallBudget(budget.RedisState("budget"))  # two processes
+
+    def scenario() -> None:
+        assert _admitted(one, "AssociateSoftwareToken", 3) == 1
+        assert _admitted(other, "AssociateSoftwareToken", 3) == 0  # the same bucket
+        # ... and the same queue of refused starts, one a second after the first at ~1.5 s:
+        # the sixth refused start is told to come back after ~6.5 s.
+        with pytest.raises(exc.CallBudgetExhausted) as refused:
+            one.charge("AssociateSoftwareToken")
+        assert refused.value.retry_after in (6, 7)
+        # The starts left the reserve's slot to the other process's verify.
+        assert _admitted(other, "VerifySoftwareToken", 3, finishing=True) == 1
+        one.throttled("VerifySoftwareToken")
+        decision = other.state.decide("UserResourceUpdate", "acquire", 2, 1.0)
+        assert decision.factor == pytest.approx(0.5, abs=0.01)
+        assert not decision.admitted
+        assert decision.wait_s > 0
+
+    _inside_one_slot(state, scenario)
     assert isinstance(get_budget().state, budget.RedisState)
 
 
@@ -1008,7 +1041,7 @@ def _counted_scripts(state: budget.RedisState) -> list[str]:
         scripts.append(kwargs["args"][0])
         return script(**kwargs)
 
-    state.script = counted  # type: ignore[method-assign]
+    state.script = counted  # type: ignore[assignment]
     return scripts
 
 
@@ -1016,47 +1049,57 @@ def _counted_scripts(state: budget.RedisState) -> list[str]:
 def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
     redis_budget_cache: str, settings: Any
 ) -> None:
-    # Slots half a second wide on Redis's own clock: one start, then one finishing call.
+    # One start, then one finishing call.
     settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     state = budget.RedisState("budget")
     calls = CallBudget(state)
     scripts = _counted_scripts(state)
-    tat = budget._KEY.format(category="UserResourceUpdate", part="tat")
-    assert _admitted(calls, "AssociateSoftwareToken", 1) == 1
-    before = state.client.get(caches_key("budget", tat))
-    for _ in range(5):
-        calls.check("VerifySoftwareToken", finishing=True)
-    assert state.client.get(caches_key("budget", tat)) == before
-    assert scripts == ["acquire"] + ["check"] * 5  # one round trip each
-    # The reserve's slot was still there after five checks; now the bucket is full.
-    assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 1
-    with pytest.raises(exc.CallBudgetExhausted):
-        calls.check("VerifySoftwareToken", finishing=True)
-    with pytest.raises(exc.CallBudgetExhausted):
-        calls.check("AssociateSoftwareToken")
+    tat = caches_key("budget", budget._KEY.format(category="UserResourceUpdate", part="tat"))
+
+    def scenario() -> None:
+        scripts.clear()
+        assert _admitted(calls, "AssociateSoftwareToken", 1) == 1
+        before = state.client.get(tat)
+        for _ in range(5):
+            calls.check("VerifySoftwareToken", finishing=True)
+        assert state.client.get(tat) == before
+        assert scripts == ["acquire"] + ["check"] * 5  # one round trip each
+        # The reserve's slot was still there after five checks; now the bucket is full.
+        assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 1
+        with pytest.raises(exc.CallBudgetExhausted):
+            calls.check("VerifySoftwareToken", finishing=True)
+        with pytest.raises(exc.CallBudgetExhausted):
+            calls.check("AssociateSoftwareToken")
+
+    _inside_one_slot(state, scenario)
 
 
 @pytest.mark.redis
 def test_redis_admission_is_the_call_slot_and_comes_back_unused(
     redis_budget_cache: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Slots half a second wide on Redis's own clock: one start a second, or two finishing.
+    # One start a second, or two finishing calls.
     settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
     state = budget.RedisState("budget")
     calls = CallBudget(state)
     monkeypatch.setattr(budget, "_budget", calls)
     scripts = _counted_scripts(state)
-    with budget.admissions():
-        calls.admit("AssociateSoftwareToken")
-        calls.charge("AssociateSoftwareToken")  # the admitted call: no second round trip
-    assert scripts == ["acquire"]
-    assert _admitted(calls, "AssociateSoftwareToken", 3) == 0  # the starts' share is spent
-    with budget.admissions():
-        calls.admit("VerifySoftwareToken", finishing=True)  # the reserve's slot
-    assert scripts[-1] == "give_back"
-    assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 1  # given back
+
+    def scenario() -> None:
+        scripts.clear()
+        with budget.admissions():
+            calls.admit("AssociateSoftwareToken")
+            calls.charge("AssociateSoftwareToken")  # the admitted call: no second round trip
+        assert scripts == ["acquire"]
+        assert _admitted(calls, "AssociateSoftwareToken", 3) == 0  # the starts' share is spent
+        with budget.admissions():
+            calls.admit("VerifySoftwareToken", finishing=True)  # the reserve's slot
+        assert scripts[-1] == "give_back"
+        assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 1  # given back
+
+    _inside_one_slot(state, scenario)
 
 
 @pytest.mark.redis
@@ -1065,13 +1108,19 @@ def test_redis_keeps_an_unused_slot_spent_once_a_call_was_admitted_after_it(
 ) -> None:
     settings.COGNITO_MFA_CALL_BUDGET_RATES = {"UserResourceUpdate": 2}
     settings.COGNITO_MFA_CALL_BUDGET_RESERVE = 0.5
-    calls = CallBudget(budget.RedisState("budget"))
+    state = budget.RedisState("budget")
+    calls = CallBudget(state)
     monkeypatch.setattr(budget, "_budget", calls)
-    with budget.admissions():
-        calls.admit("AssociateSoftwareToken")
-        assert _admitted(calls, "VerifySoftwareToken", 1, finishing=True) == 1  # later
-    # The bucket is full: the start's slot, unused, was not taken out from under the verify's.
-    assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 0
+
+    def scenario() -> None:
+        with budget.admissions():
+            calls.admit("AssociateSoftwareToken")
+            assert _admitted(calls, "VerifySoftwareToken", 1, finishing=True) == 1  # later
+        # The bucket is full: the start's unused slot was not taken out from under the
+        # verify's.
+        assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 0
+
+    _inside_one_slot(state, scenario)
 
 
 def caches_key(alias: str, key: str) -> str:
