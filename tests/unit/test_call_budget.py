@@ -1056,7 +1056,7 @@ def test_redis_check_is_one_script_that_leaves_the_bucket_alone(
     state = budget.RedisState("budget")
     calls = CallBudget(state)
     scripts = _counted_scripts(state)
-    tat = caches_key("budget", budget._KEY.format(category="UserResourceUpdate", part="tat"))
+    tat = state._keys("UserResourceUpdate")[0]  # the bucket's arrival time
 
     def scenario() -> None:
         scripts.clear()
@@ -1122,9 +1122,3 @@ def test_redis_keeps_an_unused_slot_spent_once_a_call_was_admitted_after_it(
         assert _admitted(calls, "VerifySoftwareToken", 3, finishing=True) == 0
 
     _inside_one_slot(state, scenario)
-
-
-def caches_key(alias: str, key: str) -> str:
-    from django.core.cache import caches
-
-    return caches[alias].make_key(key)
