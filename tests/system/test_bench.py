@@ -189,9 +189,11 @@ def test_the_stub_throttles_past_cognitos_quota_per_category() -> None:
     import botocore.exceptions
     import pytest
 
-    from bench.stub import CognitoStub
+    from bench.stub import CognitoStub, Quotas
 
+    now = [0.0]  # the bucket's clock stands still unless the test moves it
     stub = CognitoStub().start()
+    stub.quotas = Quotas(clock=lambda: now[0])
     try:
         stub.quotas.set({"UserResourceUpdate": 5, "UserRead": 50})
         client = boto3.client(
@@ -208,8 +210,19 @@ def test_the_stub_throttles_past_cognitos_quota_per_category() -> None:
             client.verify_software_token(AccessToken="t", UserCode="123456")
         assert throttled.value.response["Error"]["Code"] == "TooManyRequestsException"
         client.get_user(AccessToken="t")  # another category, its own bucket
-        time.sleep(0.25)  # 5/s: one token back
+        now[0] += 0.2  # 5/s: one token back, and only one
         client.verify_software_token(AccessToken="t", UserCode="123456")
-        assert stub.stats.snapshot()["throttled"] == {"VerifySoftwareToken": 1}
+        with pytest.raises(botocore.exceptions.ClientError):
+            client.verify_software_token(AccessToken="t", UserCode="123456")
+        now[0] += 10  # a long pause refills one second's calls, no more
+        for _ in range(4):
+            client.associate_software_token(AccessToken="t")
+        client.verify_software_token(AccessToken="t", UserCode="123456")
+        with pytest.raises(botocore.exceptions.ClientError):
+            client.associate_software_token(AccessToken="t")
+        assert stub.stats.snapshot()["throttled"] == {
+            "VerifySoftwareToken": 2,
+            "AssociateSoftwareToken": 1,
+        }
     finally:
         stub.stop()
