@@ -66,7 +66,9 @@ def _run_suite(session: nox.Session, django: str, *, postgres: bool, browser: bo
     redis_url = os.environ.get("COGNITO_MFA_TEST_REDIS_URL")
     if redis_db and redis_url:
         session.env["COGNITO_MFA_TEST_REDIS_URL"] = f"{redis_url.rsplit('/', 1)[0]}/{redis_db}"
-    session.run("pytest", *markers, *session.posargs)
+    # The slowest tests in every log: where a CI run's time goes, when it nears its bound.
+    timing = ["--durations=20", "--durations-min=2"]
+    session.run("pytest", *markers, *timing, *session.posargs)
     if not postgres:
         return
     url = os.environ.get("COGNITO_MFA_TEST_POSTGRES_URL")
@@ -80,6 +82,7 @@ def _run_suite(session: nox.Session, django: str, *, postgres: bool, browser: bo
         "pytest",
         "-m",
         "not browser and not multiprocess",
+        *timing,
         *session.posargs,
         env={
             "COGNITO_MFA_TEST_DATABASE_URL": url,
