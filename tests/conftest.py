@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
@@ -29,6 +32,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _service_models_parsed_once() -> Iterator[None]:
+    """One botocore loader for every session the suite makes.
+
+    Each new boto3 session parses botocore's JSON service models again (about 0.2 s): moto
+    hands out a new default session inside every mock, and the app builds its client anew
+    after each settings change. Before this, that parsing was half of the suite's time. The
+    loader only reads files and caches what it read, so sharing it changes no behaviour.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        shared = functools.cache(botocore.loaders.create_loader)
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
 
 
 @pytest.fixture(autouse=True)
