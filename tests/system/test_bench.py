@@ -176,13 +176,13 @@ def test_a_load_round_counts_its_steady_state_window_only() -> None:
     assert result["errors"] == 0
     assert result["samples"] == (1, 2)
     # The samples bracket the window: never before it opens (0.3 s in) or closes (0.9 s in),
-    # and the second not a whole extra window later (a loaded machine may wake them late).
+    # and the second not half a window later than the window's length.
     assert samples[0] >= began + 0.3
     assert samples[1] >= began + 0.9
-    assert samples[1] - samples[0] <= 0.6 + 0.5
-    # 3 users, ~10 ms a request: up to 180 requests in the window, more in the whole round.
+    assert samples[1] - samples[0] <= 0.9
+    # 3 users, ~10 ms a request: about 180 requests in the window, more in the whole round.
     answered = len(_SPAEndpoints.seen)
-    assert 30 <= result["requests"] < answered
+    assert 60 <= result["requests"] < answered
     assert result["requests_per_s"] == round(result["requests"] / 0.6, 1)
     # Every token was used (each user cycles through its own share), none by two users.
     assert {token for _, token in _SPAEndpoints.seen} == {f"Bearer token-{i}" for i in range(6)}
