@@ -25,7 +25,7 @@ from .. import flows
 from ..adapter import get_adapter
 from ..cognito import MFAState
 from ..models import Enrollment, EnrollmentStatus
-from .common import admin_url, error_message, flow_context, is_own_enrollment, render_page
+from .common import admin_url, error_message, flow_context, own_enrollment_test, render_page
 
 
 def action_page(
@@ -125,11 +125,12 @@ def reset_totp(
     """Turn TOTP off in Cognito for the selected rows' users, after a confirmation page."""
     targets: dict[str, Enrollment] = {}
     own = unproven = False
+    is_own_enrollment = own_enrollment_test(request)
     for enrollment in queryset.select_related("user").order_by("-created_at"):
         if enrollment.is_unproven_claim:
             unproven = True
             continue
-        if is_own_enrollment(request, enrollment):
+        if is_own_enrollment(enrollment):
             own = True
             continue
         targets.setdefault(enrollment.cognito_username, enrollment)
