@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 
@@ -65,7 +65,8 @@ ERROR_TEXTS: dict[str, ErrorTexts] = {
         "The sign-in (`auth_time`) is older than COGNITO_MFA_REAUTH_MAX_AGE: sign in again.",
     ),
     "not_found": ErrorTexts(
-        _("Not found."),
+        # A context of its own: DRF's catalogue, listed before ours, translates "Not found.".
+        pgettext_lazy("error detail", "Not found."),
         "Unknown id, another user's id (same answer), or no such Cognito user.",
         _("The Cognito user does not exist."),
     ),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.utils.translation import deactivate
+from django.utils.translation import deactivate, gettext, ngettext, npgettext, override, pgettext
 from rest_framework.test import APIClient
 
 from cognito_mfa.models import Enrollment
@@ -27,6 +27,7 @@ from tests.support.admin import (
     confirm_action,
     make_staff,
     messages_of,
+    run_action,
     verify_url,
 )
 from tests.support.cognito import Pool, wrong_code
@@ -113,6 +114,33 @@ def test_every_marked_string_is_translated(extracted: dict[str, str], language: 
             assert all(set(PLACEHOLDER.findall(form)) <= english for form in forms), msgid
         else:
             assert set(PLACEHOLDER.findall(translation)) == english, msgid
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_app_listed_before_ours_replaces_one_of_our_translations(language: str) -> None:
+    """Django looks a msgid up in the catalogues of INSTALLED_APPS in order, so the admin's or
+    DRF's translation of the same English (both come first in a site's list, as in the docs)
+    is the one shown. Each of the app's strings must come out as the app translated it."""
+    shipped = _catalogue(APP / "locale" / language / "LC_MESSAGES" / "django.mo")
+    replaced = {}
+    with override(language):
+        for key, translated in shipped.items():
+            context, _, msgid = key.rpartition("\x04")
+            if "\0" in msgid:
+                singular, plural = msgid.split("\0")
+                forms = translated.split("\0")
+                shown = (
+                    npgettext(context, singular, plural, 1)
+                    if context
+                    else ngettext(singular, plural, 1)
+                )
+                expected = forms[0]
+            else:
+                shown = pgettext(context, msgid) if context else gettext(msgid)
+                expected = translated
+            if shown != expected:
+                replaced[key] = shown
+    assert not replaced, f"{language}: another app's translation is shown instead: {replaced}"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -217,6 +245,13 @@ ACTIONS = {
         "refresh_mfa_state": "Actualiser l'état MFA depuis Cognito",
     },
 }
+CANCEL_PAGE = {
+    "de": {"no": ">Nein, zurück</a>", "expires": r"— läuft am \d+\. \w+ \d{4} [^<]+ ab</li>"},
+    "fr": {
+        "no": ">Non, revenir en arrière</a>",
+        "expires": r"— expire le \d+ \w+ \d{4} [^<]+</li>",
+    },
+}
 CANCELLED = {"de": "1 Registrierung abgebrochen.", "fr": "1 enregistrement annulé."}
 MISSING = {
     "de": "Keine Registrierung hat die ID „{key}“. Wurde sie vielleicht gelöscht?",
@@ -249,6 +284,12 @@ def test_admin_actions_columns_and_messages_are_translated(pool: Pool, language:
     assert f'verify-link">{ACTIONS[language]["verify_device"]}</a>' in change_page
     missing = "00000000-0000-4000-8000-000000000000"
     assert MISSING[language].format(key=missing) in messages_of(client.get(verify_url(missing)))
+
+    # The cancel's confirmation page: the app's own "no" (Django's admin translates the same
+    # English as a "cancel", next to our "yes, cancel") and the expiry in one sentence.
+    confirmation = run_action(client, "cancel_enrollments", [started.json()["id"]]).content.decode()
+    assert CANCEL_PAGE[language]["no"] in confirmation
+    assert re.search(CANCEL_PAGE[language]["expires"], confirmation), confirmation
 
     cancelled = confirm_action(client, "cancel_enrollments", [started.json()["id"]])
     assert CANCELLED[language] in messages_of(cancelled)
