@@ -46,11 +46,36 @@ class OutcomeFilter(FixedChoicesFilter):
     )
 
 
-class AuditEventInline(admin.TabularInline):
+class LabelledColumns:
+    """The outcome and the source shown in the admin's language, as their filters list them.
+    An error code stays as it is: it is what the API answers and the logs and docs name."""
+
+    @admin.display(description=_("outcome"))
+    def outcome_shown(self, event: AuditEvent) -> str:
+        return str(OUTCOME_LABELS.get(event.outcome, event.outcome))
+
+    @admin.display(description=_("source"))
+    def source_shown(self, event: AuditEvent) -> str:
+        return str(SOURCE_LABELS.get(event.source, event.source))
+
+
+SOURCE_LABELS = dict(SourceFilter.fixed_choices)
+OUTCOME_LABELS = dict(OutcomeFilter.fixed_choices)
+
+
+class AuditEventInline(LabelledColumns, admin.TabularInline):
     """The enrollment's audit trail, newest first, read-only."""
 
     model = AuditEvent
-    fields = ("created_at", "kind", "outcome", "source", "actor", "ip_address", "detail")
+    fields = (
+        "created_at",
+        "kind",
+        "outcome_shown",
+        "source_shown",
+        "actor",
+        "ip_address",
+        "detail",
+    )
     readonly_fields = fields
     ordering = ("-created_at", "-id")
     extra = 0
@@ -71,14 +96,14 @@ class AuditEventInline(admin.TabularInline):
         return super().get_queryset(request).select_related("actor")
 
 
-class AuditEventAdmin(ScalableChangelistAdmin):
+class AuditEventAdmin(LabelledColumns, ScalableChangelistAdmin):
     """The audit trail, read-only (the cleanup command applies the retention period)."""
 
     list_display = (
         "created_at",
         "kind",
-        "outcome",
-        "source",
+        "outcome_shown",
+        "source_shown",
         "cognito_username",
         "user",
         "actor",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils.translation import deactivate, gettext, ngettext, npgettext, override, pgettext
 from rest_framework.test import APIClient
 
@@ -252,6 +253,7 @@ CANCEL_PAGE = {
         "expires": r"— expire le \d+ \w+ \d{4} [^<]+</li>",
     },
 }
+SOURCES = {"de": ("REST-API", "Administration"), "fr": ("API REST", "administration")}
 CANCELLED = {"de": "1 Registrierung abgebrochen.", "fr": "1 enregistrement annulé."}
 MISSING = {
     "de": "Keine Registrierung hat die ID „{key}“. Wurde sie vielleicht gelöscht?",
@@ -294,3 +296,9 @@ def test_admin_actions_columns_and_messages_are_translated(pool: Pool, language:
     cancelled = confirm_action(client, "cancel_enrollments", [started.json()["id"]])
     assert CANCELLED[language] in messages_of(cancelled)
     assert Enrollment.objects.get(pk=started.json()["id"]).status == "cancelled"
+
+    # The audit trail names where each act came from in the help desk's language, as its
+    # filter does; the user's start came through the REST API, the cancel from the admin.
+    trail = client.get(reverse("admin:cognito_mfa_auditevent_changelist")).content.decode()
+    for source in SOURCES[language]:
+        assert f'<td class="field-source_shown">{source}</td>' in trail, source
