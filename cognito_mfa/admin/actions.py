@@ -25,7 +25,14 @@ from .. import flows
 from ..adapter import get_adapter
 from ..cognito import MFAState
 from ..models import Enrollment, EnrollmentStatus
-from .common import admin_url, error_message, flow_context, own_enrollment_test, render_page
+from .common import (
+    admin_url,
+    error_message,
+    flow_context,
+    own_enrollment_test,
+    refuse_a_selection_too_large,
+    render_page,
+)
 
 
 def action_page(
@@ -71,6 +78,8 @@ def cancel_enrollments(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Enrollment]
 ) -> HttpResponse | None:
     """Cancel the selected pending enrollments after a confirmation page."""
+    if refuse_a_selection_too_large(modeladmin, request, queryset):
+        return None
     pending = list(queryset.filter(status=EnrollmentStatus.PENDING).select_related("user"))
     if not pending:
         modeladmin.message_user(
@@ -123,6 +132,8 @@ def reset_totp(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Enrollment]
 ) -> HttpResponse | None:
     """Turn TOTP off in Cognito for the selected rows' users, after a confirmation page."""
+    if refuse_a_selection_too_large(modeladmin, request, queryset):
+        return None
     targets: dict[str, Enrollment] = {}
     own = unproven = False
     is_own_enrollment = own_enrollment_test(request)
@@ -210,6 +221,8 @@ def refresh_mfa_state(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Enrollment]
 ) -> HttpResponse | None:
     """Read each selected user's MFA state from Cognito and show it per row."""
+    if refuse_a_selection_too_large(modeladmin, request, queryset):
+        return None
     rows = list(queryset.select_related("user"))
     states = flows.refresh_mfa_states(flow_context(request), [row.cognito_username for row in rows])
     results: list[dict[str, Any]] = []

@@ -8,11 +8,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from .. import flows
 from ..adapter import get_adapter
@@ -56,6 +57,31 @@ def own_enrollment_test(request: HttpRequest) -> Callable[[Enrollment], bool]:
         return bool(name) and name == admins_cognito_username()
 
     return is_own
+
+
+def refuse_a_selection_too_large(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Enrollment]
+) -> bool:
+    """Refuse, with a message, a selection of more rows than the list's "Show all" page holds
+    (``list_max_show_all``, 200 by Django's default): "Select all" on a large site would
+    otherwise ask Cognito about every row within one request, at the quota's pace, and list
+    them all on one confirmation page. Return whether it was refused; one bounded query."""
+    limit = model_admin.list_max_show_all
+    if len(queryset.values_list("pk", flat=True)[: limit + 1]) <= limit:
+        return False
+    model_admin.message_user(
+        request,
+        ngettext(
+            "An action takes at most %(limit)d enrollment at a time and more are selected; "
+            "nothing was changed. Filter the list to narrow the selection.",
+            "An action takes at most %(limit)d enrollments at a time and more are selected; "
+            "nothing was changed. Filter the list to narrow the selection.",
+            limit,
+        )
+        % {"limit": limit},
+        messages.WARNING,
+    )
+    return True
 
 
 def admin_url(model_admin: admin.ModelAdmin, page: str, *args: Any) -> str:

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
+from cognito_mfa.admin import EnrollmentAdmin
 from cognito_mfa.admin.changelists import SEARCH_TERM_MAX_LENGTH
 from cognito_mfa.models import AuditEvent, Enrollment
 from tests.support.admin import (
@@ -21,7 +22,8 @@ from tests.support.admin import (
     verify_url,
     verify_with_code,
 )
-from tests.support.cognito import count_cognito_calls
+from tests.support.cognito import Pool, count_cognito_calls
+from tests.support.enrollments import start_via_api
 
 AUDIT_CHANGELIST = "/admin/cognito_mfa/auditevent/"
 
@@ -101,6 +103,39 @@ def test_an_action_on_a_well_formed_selection_still_runs(
     response = run_action(superuser_client, "cancel_enrollments", [started])
     assert response.status_code == 200  # the confirmation page
     assert b"alice" in response.content
+
+
+TOO_MANY = (
+    "An action takes at most 2 enrollments at a time and more are selected; nothing was "
+    "changed. Filter the list to narrow the selection."
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", ["cancel_enrollments", "reset_totp", "refresh_mfa_state"])
+def test_select_all_beyond_the_show_all_page_is_refused_and_changes_nothing(
+    superuser_client: Client, pool: Pool, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    # "Select all" posts one row's id and select_across: the action gets the whole list.
+    monkeypatch.setattr(EnrollmentAdmin, "list_max_show_all", 2)
+    first, _, _ = start_via_api(pool, "ann")
+    second, _, _ = start_via_api(pool, "ben")
+    start_via_api(pool, "cat")
+    before = _snapshot()
+    with count_cognito_calls() as counter:
+        for submit in (run_action, confirm_action):
+            response = submit(superuser_client, action, [first.pk], select_across="1")
+            assert response.status_code == 302, submit.__name__
+            assert set(messages_of(response)) == {TOO_MANY}
+    assert counter.calls == []
+    assert _snapshot() == before
+
+    # Up to the limit the same "Select all" runs: two rows once one is no longer listed.
+    Enrollment.objects.filter(pk=first.pk).delete()
+    response = run_action(superuser_client, action, [second.pk], select_across="1")
+    assert response.status_code == 200, messages_of(response)  # confirmation or results
+    assert b"ben" in response.content
+    assert b"cat" in response.content
 
 
 # --- changelist query strings -------------------------------------------------------------------
