@@ -845,7 +845,7 @@ def test_a_verify_cognito_throttled_is_a_503_with_retry_after(
 # --- the system checks ------------------------------------------------------------------------
 
 
-def test_w002_a_process_local_cache_holds_the_budget_per_process(settings: Any) -> None:
+def test_w003_a_process_local_cache_holds_the_budget_per_process(settings: Any) -> None:
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     assert [message.id for message in check_call_budget_shared()] == ["cognito_mfa.W003"]
     settings.CACHES = {
