@@ -60,6 +60,10 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("EXAMPLE_DB_PATH", str(BASE_DIR / "example.sqlite3")),
+        # runserver answers requests in threads: a transaction that takes the write lock at
+        # BEGIN waits its turn (up to the timeout) where a deferred one that reads first fails
+        # with "database is locked" as it starts to write (two tabs starting at once).
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
     }
 }
 

@@ -1,5 +1,5 @@
-"""``make demo``'s entry point as a real process: it serves the page and the admin, then stops
-cleanly on Ctrl-C."""
+"""``make demo``'s entry point as a real process: it serves the page and the admin, takes a
+user's double-clicked start on its SQLite file, then stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-from example_project.demo import ADMIN_USERNAME, DEMO_USERS
+from example_project.demo import ADMIN_USERNAME, DEMO_USERS, READY_USER
 
 pytestmark = pytest.mark.multiprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 START_BUDGET = 60.0
 STOP_BUDGET = 10.0
+SIMULTANEOUS_STARTS = 6
 
 
 def wait_for_banner(stdout_path: Path, process: subprocess.Popen[bytes], deadline: float) -> int:
@@ -36,6 +38,28 @@ def wait_for_banner(stdout_path: Path, process: subprocess.Popen[bytes], deadlin
         if time.monotonic() > deadline:
             pytest.fail(f"the demo printed no address within {START_BUDGET:.0f} s")
         time.sleep(0.25)
+
+
+def simultaneous_starts(base: str) -> list[tuple[int, dict[str, object]]]:
+    """Sign the ready demo user in and send their enrollment starts all at once."""
+    site = requests.Session()
+    site.get(base + "/", timeout=5)
+    signed_in = site.post(
+        base + "/demo/sign-in/",
+        json={"username": READY_USER.username, "password": READY_USER.password},
+        headers={"X-CSRFToken": site.cookies["csrftoken"]},
+        timeout=10,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    bearer = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+
+    def start(_: int) -> tuple[int, dict[str, object]]:
+        answer = requests.post(base + "/api/mfa/enrollments/", json={}, headers=bearer, timeout=30)
+        is_json = answer.headers.get("Content-Type", "").startswith("application/json")
+        return answer.status_code, answer.json() if is_json else {"html": answer.text[:200]}
+
+    with ThreadPoolExecutor(SIMULTANEOUS_STARTS) as pool:
+        return list(pool.map(start, range(SIMULTANEOUS_STARTS)))
 
 
 def test_demo_serves_page_and_admin_then_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -92,6 +116,12 @@ def test_demo_serves_page_and_admin_then_stops_on_ctrl_c(tmp_path: Path) -> None
             )
             assert signed_in.url == base + "/admin/"
             assert "Site administration" in signed_in.text
+
+            # A user's starts arriving together (two tabs, a double click) on the demo's SQLite
+            # file: each is answered in JSON, never by a locked database's 500.
+            for status, body in simultaneous_starts(base):
+                assert status in (201, 409, 429), (status, body)
+                assert body.get("code") or body.get("id"), body
 
             process.send_signal(signal.SIGINT)
             stopping = time.monotonic()
