@@ -100,7 +100,13 @@ def document(
         else OpenApiResponse(response=response)
         for status, response in responses.items()
     }
-    all_responses.update(error_responses(*errors))
+    # Every operation negotiates its answer (406 when Accept excludes JSON), and every one
+    # that takes a body parses it (415 when it is not JSON); a 405 belongs to the methods an
+    # endpoint does not list, so no operation carries it.
+    negotiated = (
+        ("not_acceptable",) if request is None else ("not_acceptable", "unsupported_media_type")
+    )
+    all_responses.update(error_responses(*errors, *negotiated))
     return extend_schema(
         operation_id=operation_id,
         summary=summary,

@@ -158,7 +158,9 @@ def test_schema_documents_every_error_code(client: Any) -> None:
         "404",
         "409",
         "410",
+        "406",
         "413",
+        "415",
         "429",
         "502",
         "503",
@@ -180,3 +182,35 @@ def test_schema_documents_every_error_code(client: Any) -> None:
     assert code["user_code"]["pattern"] == "^[0-9]{6}$"
     # The challenge endpoints take no bearer token.
     assert paths["/api/mfa/challenge/enrollments/"]["post"]["security"] == [{}]
+
+
+@pytest.mark.django_db
+def test_every_operation_documents_the_406_and_the_415_it_answers(
+    client: Any, fuzz_target: FuzzTarget
+) -> None:
+    """406 (Accept excludes JSON) on every operation, 415 (a body not JSON) on every one that
+    takes a body: documented, and answered so."""
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {fuzz_target.token}"}
+    checked = 0
+    for template, operations in paths.items():
+        for method, operation in operations.items():
+            if template.startswith("/api/mfa/challenge/"):
+                path = template.replace("{enrollment_id}", fuzz_target.challenge_id())
+            else:
+                path = template.replace("{enrollment_id}", fuzz_target.pending_id())
+            send = getattr(client, method)
+            refused = send(path, HTTP_ACCEPT="text/html", **bearer)
+            assert (refused.status_code, refused.json()["code"]) == (406, "not_acceptable"), path
+            assert "`not_acceptable`" in operation["responses"]["406"]["description"], path
+            if "requestBody" in operation:
+                plain = send(path, "user_code=123456", content_type="text/plain", **bearer)
+                assert (plain.status_code, plain.json()["code"]) == (
+                    415,
+                    "unsupported_media_type",
+                ), path
+                assert "`unsupported_media_type`" in operation["responses"]["415"]["description"]
+            else:
+                assert "415" not in operation["responses"], path
+            checked += 1
+    assert checked >= 9
