@@ -128,6 +128,10 @@ class CognitoMFAView(APIView):
     # The Cognito call budget its call draws on, if it makes one: see perform_authentication.
     call_budget: type[CallBudgetThrottle] | None = None
     call_budget_unasked: CallBudgetThrottle | None = None
+    # Each method's body serializer. The body is validated before the throttles count the
+    # request (check_throttles): bad input (400, 415) spends none of the caller's allowance.
+    body_serializers: dict[str, type[serializers.serializers.Serializer]] = {}
+    valid_body: dict[str, Any]
     source = "api"
 
     @classmethod
@@ -172,6 +176,9 @@ class CognitoMFAView(APIView):
         # after authentication and permissions, still ahead of the per-user throttles.
         if self.call_budget_unasked is not None:
             self.call_budget_unasked.allow_request(request, self)
+        serializer_class = self.body_serializers.get(request.method or "")
+        if serializer_class is not None:
+            self.valid_body = self.validated(serializer_class, request)
         super().check_throttles(request)
 
     @staticmethod
@@ -266,6 +273,8 @@ class EnrollmentListView(CognitoMFAView):
     def get_call_budget(self) -> CallBudgetThrottle | None:
         return StartBudgetThrottle() if self.request.method == "POST" else None
 
+    body_serializers = {"POST": serializers.StartEnrollmentSerializer}
+
     def get_throttles(self) -> list[Any]:
         return [StartThrottle()] if self.request.method == "POST" else []
 
@@ -302,7 +311,7 @@ class EnrollmentListView(CognitoMFAView):
     )
     @sensitive_variables("started")
     def post(self, request: Request) -> Response:
-        body = self.validated(serializers.StartEnrollmentSerializer, request)
+        body = self.valid_body
         started = flows.start_enrollment(
             self.context(request),
             user=request.user,
@@ -344,6 +353,7 @@ class EnrollmentVerifyView(CognitoMFAView):
 
     call_budget = VerifyBudgetThrottle
     throttle_classes = [VerifyThrottle]
+    body_serializers = {"POST": serializers.VerifyEnrollmentSerializer}
 
     @document(
         operation_id="cognito_mfa_enrollments_verify",
@@ -355,9 +365,9 @@ class EnrollmentVerifyView(CognitoMFAView):
     )
     @sensitive_variables("body", "verified")
     def post(self, request: Request, enrollment_id: str) -> Response:
-        # The body first: a malformed one answers 400 whatever the id, so the answer to a bad
-        # body tells nothing about ids.
-        body = self.validated(serializers.VerifyEnrollmentSerializer, request)
+        # The body was validated before any lookup: a malformed one answers 400 whatever the
+        # id, so the answer to a bad body tells nothing about ids.
+        body = self.valid_body
         enrollment_uuid = self.parse_id(enrollment_id)
         verified = flows.verify_own_enrollment(
             self.context(request),
@@ -380,6 +390,7 @@ class PreferenceView(CognitoMFAView):
     """``POST preference/``: turn TOTP MFA on/off, make it preferred or not."""
 
     throttle_classes = [PreferenceThrottle]
+    body_serializers = {"POST": serializers.PreferenceSerializer}
 
     @document(
         operation_id="cognito_mfa_preference",
@@ -398,7 +409,7 @@ class PreferenceView(CognitoMFAView):
         ),
     )
     def post(self, request: Request) -> Response:
-        body = self.validated(serializers.PreferenceSerializer, request)
+        body = self.valid_body
         payload = flows.set_preference(
             self.context(request),
             user=request.user,
@@ -423,6 +434,7 @@ class ChallengeEnrollmentView(ChallengeView):
     """``POST challenge/enrollments/``: start enrollment with a sign-in ``MFA_SETUP`` Session."""
 
     call_budget = StartBudgetThrottle
+    body_serializers = {"POST": serializers.ChallengeStartSerializer}
 
     @document(
         operation_id="cognito_mfa_challenge_start",
@@ -441,7 +453,7 @@ class ChallengeEnrollmentView(ChallengeView):
     )
     @sensitive_variables("body", "started")
     def post(self, request: Request) -> Response:
-        body = self.validated(serializers.ChallengeStartSerializer, request)
+        body = self.valid_body
         started = flows.start_challenge_enrollment(
             self.context(request),
             cognito_username=body["username"],
@@ -455,6 +467,7 @@ class ChallengeVerifyView(ChallengeView):
     """``POST challenge/enrollments/{id}/verify/``: verify with the challenge token."""
 
     call_budget = VerifyBudgetThrottle
+    body_serializers = {"POST": serializers.ChallengeVerifySerializer}
 
     @document(
         operation_id="cognito_mfa_challenge_verify",
@@ -466,7 +479,7 @@ class ChallengeVerifyView(ChallengeView):
     )
     @sensitive_variables("body", "verified")
     def post(self, request: Request, enrollment_id: str) -> Response:
-        body = self.validated(serializers.ChallengeVerifySerializer, request)
+        body = self.valid_body
         enrollment = flows.get_challenge_enrollment(
             self.parse_id(enrollment_id), body["challenge_token"]
         )

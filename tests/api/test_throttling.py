@@ -23,6 +23,10 @@ from tests.support.servers import Gunicorn, migrate, server_environment, tempora
 from tests.support.services import require_service
 
 CHALLENGE = "/api/mfa/challenge/enrollments/"
+# A well-formed challenge verify of no enrollment: counted by the throttle, answered 404 without
+# a call to Cognito (a malformed body is answered 400 before the throttles and not counted).
+CHALLENGE_VERIFY = f"{CHALLENGE}{uuid.UUID(int=0)}/verify/"
+WRONG_TOKEN = {"challenge_token": "wrong", "user_code": "123456"}
 RATES = {"start": "2/min", "verify": "3/min", "challenge": "3/min"}
 
 
@@ -41,26 +45,29 @@ def _challenge(api: APIClient, forwarded_for: str | None = None) -> int:
     extra = {"REMOTE_ADDR": "127.0.0.9"}  # the address the connection came from
     if forwarded_for is not None:
         extra["HTTP_X_FORWARDED_FOR"] = forwarded_for
-    response = api.post(CHALLENGE, {}, format="json", **extra)
+    response = api.post(CHALLENGE_VERIFY, WRONG_TOKEN, format="json", **extra)
     if response.status_code == 429:
         assert response.json()["code"] == "throttled"
         assert int(response["Retry-After"]) >= 1
     return response.status_code
 
 
+@pytest.mark.django_db
 @pytest.mark.usefixtures("challenge_limit")
 def test_ipv6_clients_are_counted_by_their_64_network(api: APIClient) -> None:
     """One host holds a whole /64: new addresses inside it share one bucket."""
 
     def from_address(address: str) -> int:
-        return api.post(CHALLENGE, {}, format="json", REMOTE_ADDR=address).status_code
+        return api.post(
+            CHALLENGE_VERIFY, WRONG_TOKEN, format="json", REMOTE_ADDR=address
+        ).status_code
 
-    assert from_address("2001:db8:1:2::1") == 400
-    assert from_address("2001:db8:1:2::2") == 400
+    assert from_address("2001:db8:1:2::1") == 404
+    assert from_address("2001:db8:1:2::2") == 404
     assert from_address("2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
-    assert from_address("2001:db8:1:3::1") == 400  # another /64
-    assert from_address("192.0.2.1") == 400  # IPv4 as is
-    assert from_address("192.0.2.2") == 400
+    assert from_address("2001:db8:1:3::1") == 404  # another /64
+    assert from_address("192.0.2.1") == 404  # IPv4 as is
+    assert from_address("192.0.2.2") == 404
 
 
 @pytest.mark.django_db
@@ -90,26 +97,65 @@ def test_preference_and_status_are_throttled_per_user(
     assert answers[3] == 200  # another user's own bucket
 
 
+@pytest.mark.django_db
 @pytest.mark.usefixtures("challenge_limit")
 def test_without_num_proxies_a_spoofed_forwarded_for_is_ignored(api: APIClient) -> None:
     # A new X-Forwarded-For on every request would be a new bucket if it were trusted.
-    assert _challenge(api, "198.51.100.1") == 400
-    assert _challenge(api, "198.51.100.2") == 400
+    assert _challenge(api, "198.51.100.1") == 404
+    assert _challenge(api, "198.51.100.2") == 404
     assert _challenge(api, "198.51.100.3") == 429
     assert _challenge(api) == 429
 
 
+@pytest.mark.django_db
 @pytest.mark.usefixtures("challenge_limit")
 def test_with_one_proxy_the_forwarded_client_is_counted(settings: Any, api: APIClient) -> None:
     settings.REST_FRAMEWORK = {"NUM_PROXIES": 1}
 
-    assert _challenge(api, "198.51.100.1") == 400
-    assert _challenge(api, "198.51.100.1") == 400
-    assert _challenge(api, "198.51.100.2") == 400  # another client behind the same proxy
+    assert _challenge(api, "198.51.100.1") == 404
+    assert _challenge(api, "198.51.100.1") == 404
+    assert _challenge(api, "198.51.100.2") == 404  # another client behind the same proxy
     assert _challenge(api, "198.51.100.1") == 429
     # What the client wrote before the proxy's entry does not make it someone else.
     assert _challenge(api, "203.0.113.7, 198.51.100.1") == 429
-    assert _challenge(api, "198.51.100.2") == 400
+    assert _challenge(api, "198.51.100.2") == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("scope", "path", "valid"),
+    [
+        ("start", "/api/mfa/enrollments/", {}),
+        ("verify", f"/api/mfa/enrollments/{uuid.UUID(int=0)}/verify/", {"user_code": "123456"}),
+        ("preference", "/api/mfa/preference/", {"enabled": False, "preferred": False}),
+    ],
+)
+def test_bad_input_spends_none_of_the_users_allowance(
+    settings: Any, pool: Pool, scope: str, path: str, valid: dict[str, Any]
+) -> None:
+    """A buggy client's malformed requests are answered (400, 415) and leave the user's
+    allowance as it was: the user's own well-formed requests still get through."""
+    settings.COGNITO_MFA_THROTTLE_RATES = {scope: "2/min"}
+    caches["default"].clear()
+    pool.create_user("vera")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {pool.access_token('vera')}")
+    try:
+        for _ in range(5):
+            malformed = api.post(
+                path, {"friendly_device_name": 7, "user_code": "12", "enabled": "x"}, format="json"
+            )
+            assert (malformed.status_code, malformed.json()["code"]) == (400, "invalid")
+            not_json = api.post(path, "user_code=123456", content_type="text/plain")
+            assert (not_json.status_code, not_json.json()["code"]) == (
+                415,
+                "unsupported_media_type",
+            )
+        answers = [api.post(path, valid, format="json").status_code for _ in range(3)]
+    finally:
+        caches["default"].clear()
+    assert 429 not in answers[:2], answers
+    assert answers[2] == 429
 
 
 @pytest.mark.parametrize(
@@ -249,10 +295,17 @@ def test_challenge_limit_is_shared_by_both_processes_and_endpoints(
     verify = f"challenge/enrollments/{uuid.uuid4()}/verify/"
 
     def send(turn: int) -> requests.Response:
-        # a: start a challenge enrollment; b: verify one (both malformed, both counted).
-        path = "challenge/enrollments/" if turn % 2 == 0 else verify
-        return requests.post(two_servers.url(turn, path), json={}, timeout=30)
+        # a: start a challenge enrollment with a Session Cognito refuses; b: verify one that
+        # does not exist (both well-formed, both counted).
+        if turn % 2 == 0:
+            body = {"username": "nobody", "session": "s" * 40}
+            return requests.post(
+                two_servers.url(turn, "challenge/enrollments/"), json=body, timeout=30
+            )
+        return requests.post(two_servers.url(turn, verify), json=WRONG_TOKEN, timeout=30)
 
-    assert [send(turn).status_code for turn in range(3)] == [400, 400, 400]
+    # A malformed body on either endpoint is answered and counts for nothing.
+    assert requests.post(two_servers.url(0, verify), json={}, timeout=30).status_code == 400
+    assert [send(turn).status_code for turn in range(3)] == [401, 404, 401]
     _assert_throttled(send(3))
     _assert_throttled(send(4))
