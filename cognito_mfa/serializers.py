@@ -110,8 +110,9 @@ class ChallengeStartSerializer(serializers.Serializer):
 
 
 class ChallengeVerifySerializer(serializers.Serializer):
-    # Optional here so a missing token answers 404 like a wrong one (the view looks it up).
-    challenge_token = StrictCharField(max_length=128, required=False, default="")
+    # Optional and possibly empty here, so a missing or empty token answers 404 like a wrong
+    # one (the view looks it up).
+    challenge_token = StrictCharField(max_length=128, required=False, default="", allow_blank=True)
     user_code = UserCodeField()
     friendly_device_name = DeviceNameField()
 

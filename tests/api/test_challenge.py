@@ -74,6 +74,8 @@ def test_missing_wrong_or_foreign_token_answers_exactly_like_an_unknown_id(
     bodies = [
         # the id alone, without a token
         api.post(verify_url(started["id"]), {"user_code": code}, format="json"),
+        # an empty token, as a form left blank sends it
+        api.post(verify_url(started["id"]), {"challenge_token": "", "user_code": code}, "json"),
         # a wrong token
         api.post(
             verify_url(started["id"]),
