@@ -196,6 +196,14 @@ class VerifyDeviceAdmin(admin.ModelAdmin):
             retry = VerifyDeviceForm(initial={"friendly_device_name": device_name})
             return self._verify_page(request, enrollment, retry)
         except exc.CognitoMFAError as error:
+            # Nothing changed (Cognito unreachable or throttling, the row busy or no longer
+            # pending), but the help desk's history keeps that a code was tried.
+            self.log_change(
+                request,
+                enrollment,
+                gettext("Verification with a code did not complete (%(code)s).")
+                % {"code": error.code},
+            )
             self.message_user(
                 request,
                 gettext("%(name)s could not be verified: %(reason)s")

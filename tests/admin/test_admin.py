@@ -28,6 +28,8 @@ from tests.support.admin import (
 )
 from tests.support.cognito import MOTO_SECRET, Pool, count_cognito_calls, fresh_code, wrong_code
 from tests.support.enrollments import start_via_api
+from tests.support.faults import CONNECT_TIMEOUT, Faults
+from tests.support.faults import EVENT as FAULT_EVENT
 from tests.support.signals import SignalLog
 
 
@@ -190,6 +192,36 @@ def test_wrong_code_counts_an_attempt_and_shows_the_form_again(
     event = AuditEvent.objects.get(enrollment=enrollment, kind="verification_failed")
     assert (event.source, event.actor, event.outcome) == ("admin", helpdesk, "invalid_code")
     entry = LogEntry.objects.get(object_id=str(enrollment.pk))
+    assert code not in entry.change_message
+
+
+@pytest.mark.django_db
+def test_a_code_cognito_could_not_check_changes_nothing_and_the_history_says_so(
+    admin_client: Client, alice_enrollment: Any
+) -> None:
+    enrollment = alice_enrollment[0]
+    faults = Faults()
+    faults.plan("VerifySoftwareToken", then=CONNECT_TIMEOUT)
+    events = get_client().client.meta.events
+    events.register_first(FAULT_EVENT, faults)
+    code = fresh_code()
+    try:
+        response = verify_with_code(admin_client, enrollment.pk, user_code=code)
+    finally:
+        events.unregister(FAULT_EVENT, faults)
+    assert response.status_code == 302
+    assert response["Location"] == change_url(enrollment.pk)
+    (said,) = messages_of(response)
+    assert said.startswith("Alice could not be verified: "), said
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.attempts) == ("pending", 0)
+    assert not AuditEvent.objects.filter(enrollment=enrollment, kind="verification_failed")
+    # The help desk's own history still shows that a code was tried, and why it came to
+    # nothing; never the code.
+    entry = LogEntry.objects.get(object_id=str(enrollment.pk))
+    assert entry.get_change_message() == (
+        "Verification with a code did not complete (cognito_unavailable)."
+    )
     assert code not in entry.change_message
 
 
