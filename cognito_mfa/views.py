@@ -270,10 +270,10 @@ class StatusView(CognitoMFAView):
 class EnrollmentListView(CognitoMFAView):
     """``GET enrollments/`` lists the caller's enrollments; ``POST`` starts a new one."""
 
+    body_serializers = {"POST": serializers.StartEnrollmentSerializer}
+
     def get_call_budget(self) -> CallBudgetThrottle | None:
         return StartBudgetThrottle() if self.request.method == "POST" else None
-
-    body_serializers = {"POST": serializers.StartEnrollmentSerializer}
 
     def get_throttles(self) -> list[Any]:
         return [StartThrottle()] if self.request.method == "POST" else []

@@ -46,6 +46,10 @@ class OutcomeFilter(FixedChoicesFilter):
     )
 
 
+SOURCE_LABELS = dict(SourceFilter.fixed_choices)
+OUTCOME_LABELS = dict(OutcomeFilter.fixed_choices)
+
+
 class LabelledColumns:
     """The outcome and the source shown in the admin's language, as their filters list them.
     An error code stays as it is: it is what the API answers and the logs and docs name."""
@@ -57,10 +61,6 @@ class LabelledColumns:
     @admin.display(description=_("source"))
     def source_shown(self, event: AuditEvent) -> str:
         return str(SOURCE_LABELS.get(event.source, event.source))
-
-
-SOURCE_LABELS = dict(SourceFilter.fixed_choices)
-OUTCOME_LABELS = dict(OutcomeFilter.fixed_choices)
 
 
 class AuditEventInline(LabelledColumns, admin.TabularInline):
